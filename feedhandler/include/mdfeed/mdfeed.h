@@ -31,7 +31,8 @@ extern "C" {
 
 /* Library error codes: all below -4095, so they never collide with -errno. */
 #define MDFEED_E_BASE (-10000)
-#define MDFEED_ERRNO_MAP(X)                                                                        \
+/* Codes of the wire codecs (moldudp64.h, soupbintcp.h, itch.h): -10000 .. -10099. */
+#define MDFEED_CODEC_ERRNO_MAP(X)                                                                  \
     X(AGAIN, -10000, "try again: resource temporarily unavailable")                                \
     X(FULL, -10001, "packet full: message does not fit the remaining payload budget")              \
     X(TOOBIG, -10002, "message larger than an empty packet's payload budget")                      \
@@ -52,6 +53,11 @@ extern "C" {
     X(ITCH_UNKNOWN_TYPE, -10050, "ITCH 5.0: unknown message type")                                 \
     X(ITCH_BAD_LENGTH, -10051, "ITCH 5.0: message length wrong for its type")                      \
     X(ITCH_NOSPACE, -10052, "ITCH 5.0: output buffer too small")
+
+/* Codes of the subscriber and the publisher client: -10100 .. -10199. */
+#define MDFEED_CLIENT_ERRNO_MAP(X) X(CLOSED, -10100, "handle is closed")
+
+#define MDFEED_ERRNO_MAP(X) MDFEED_CODEC_ERRNO_MAP(X) MDFEED_CLIENT_ERRNO_MAP(X)
 
 typedef enum {
 #define MDFEED_ERRNO_ENUM_(name, value, text) MDFEED_E##name = value,
