@@ -1,0 +1,9 @@
+# Benchmark harness (issue 7): the programs tests/bench/run.sh drives. Built in every build dir;
+# measurements use a release build. Only a few-second smoke run of the harness is registered
+# with CTest (label `bench`); the benchmarks themselves never run as default tests.
+set(MDCAST_BENCH_DIR ${CMAKE_CURRENT_SOURCE_DIR}/bench)
+foreach(prog blaster sink bench_pub tcp_fanout)
+  add_executable(${prog} ${MDCAST_BENCH_DIR}/${prog}.c)
+  target_link_libraries(${prog} PRIVATE mdfeed_static)
+  set_target_properties(${prog} PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${CMAKE_CURRENT_BINARY_DIR}/bench)
+endforeach()
