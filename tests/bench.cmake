@@ -7,3 +7,6 @@ foreach(prog blaster sink bench_pub tcp_fanout)
   target_link_libraries(${prog} PRIVATE mdfeed_static)
   set_target_properties(${prog} PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${CMAKE_CURRENT_BINARY_DIR}/bench)
 endforeach()
+
+# A few seconds: the harness on tiny loads, checked for its tables, JSON and PNGs.
+mdcast_add_sh_test(bench_smoke SCRIPT ${MDCAST_BENCH_DIR}/smoke_test.sh TIMEOUT 120 LABELS bench)
