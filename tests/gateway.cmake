@@ -1,0 +1,13 @@
+# mdcast-gateway: unit tests of the parts, integration tests on a namespace the test creates,
+# and the quick benchmark (label `bench`, not in the default run).
+if(TARGET gateway_core)
+  mdcast_add_c_test(test_gw_config SOURCES unit/test_gw_config.c LIBS gateway_core
+                    TIMEOUT 60 LABELS unit gateway)
+  target_compile_definitions(test_gw_config PRIVATE
+      GW_SOURCE_DIR="${CMAKE_SOURCE_DIR}" GW_BINARY="$<TARGET_FILE:mdcast-gateway>")
+  add_dependencies(test_gw_config mdcast-gateway)
+  mdcast_add_c_test(test_gw_store SOURCES unit/test_gw_store.c LIBS gateway_core
+                    TIMEOUT 60 LABELS unit gateway)
+  mdcast_add_c_test(test_gw_packetizer SOURCES unit/test_gw_packetizer.c LIBS gateway_core
+                    TIMEOUT 30 LABELS unit gateway)
+endif()
