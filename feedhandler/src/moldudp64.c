@@ -175,7 +175,8 @@ int mdfeed_mold_builder_append(mdfeed_mold_builder_t *b, const void *msg, size_t
     if (len > UINT16_MAX ||
         len > b->budget - MDFEED_MOLD_HEADER_LEN - MDFEED_MOLD_BLOCK_HDR_LEN)
         return MDFEED_ETOOBIG;
-    if (len > mdfeed_mold_builder_room(b) || mdfeed_mold_builder_room(b) == 0)
+    /* Not via builder_room(): its 0 cannot tell "only an empty message fits" from "none". */
+    if (b->count == MDFEED_MOLD_MAX_COUNT || b->len + MDFEED_MOLD_BLOCK_HDR_LEN + len > b->budget)
         return MDFEED_EFULL;
     /* The last message's sequence number (seq + count) must stay within 64 bits, as
      * mdfeed_mold_decode() requires of every packet. */

@@ -129,7 +129,9 @@ MDFEED_EXTERN void mdfeed_mold_builder_open(mdfeed_mold_builder_t *b, uint64_t s
 MDFEED_EXTERN int mdfeed_mold_builder_append(mdfeed_mold_builder_t *b, const void *msg,
                                              size_t len);
 
-/* Bytes still free for one more message's payload in the open packet (0 when none fits). */
+/* Bytes still free for one more message's payload in the open packet: a message of up to
+ * this many bytes fits. 0 when no packet is open, when it is full, or when only an empty
+ * message would fit. */
 MDFEED_EXTERN size_t mdfeed_mold_builder_room(const mdfeed_mold_builder_t *b);
 
 /* Stamps the message count into the header and closes the packet. Returns the datagram
