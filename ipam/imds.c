@@ -248,8 +248,11 @@ static int fetch(struct imds *m, const char *what, const char *url, struct ipam_
 
     for (int attempt = 0;; attempt++) {
         enum outcome oc = OUTCOME_OK;
-        if (m->token[0] == '\0')
-            oc = get_token(m, err);
+        if (m->token[0] == '\0' && (oc = get_token(m, err)) == OUTCOME_RETRY) {
+            char why[sizeof(m->why)];
+            snprintf(why, sizeof(why), "%s", m->why);
+            snprintf(m->why, sizeof(m->why), "token request: %.160s", why);
+        }
         if (oc == OUTCOME_OK)
             oc = get_metadata(m, what, url, err);
         if (oc == OUTCOME_OK)
