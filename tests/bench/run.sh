@@ -188,6 +188,18 @@ gw_stop() {
   GW_PID=""
 }
 
+# gw_scrape FILE: the gateway's /metrics into FILE (empty when it does not answer).
+gw_scrape() {
+  timeout 5 ip netns exec "$(ns_gw)" python3 -c 'import sys, urllib.request
+sys.stdout.write(urllib.request.urlopen(sys.argv[1], timeout=2).read().decode())' \
+    "http://$BENCH_GW_ADDR:9100/metrics" >"$1" 2>/dev/null || : >"$1"
+}
+
+# gw_metrics_diff BEFORE AFTER: JSON of what the gateway itself counted during one run.
+gw_metrics_diff() {
+  python3 "$here/promdiff.py" "$1" "$2" 2>/dev/null || echo null
+}
+
 gw_rss_after() { # CASE PARAMS_WHEN
   record memory gateway "$1" "$2" 0 "{\"rss_kb\": $(rss_kb "$GW_PID")}"
 }
@@ -248,15 +260,17 @@ thr_gateway() { # IO BUDGET PUBS REP
   local io=$1 budget=$2 pubs=$3 rep=$4 each=$((THR_MSGS / $3)) rate=0 attempt lost=1 cpu0 cpu1
   for attempt in 1 2 3; do
     start_sink "$C1" "$C1_ADDR" mold "$GROUP_GW" "$((each * pubs))"
+    gw_scrape "$out/logs/metrics.$RUN_N.before"
     cpu0=$(cpu_ns "$GW_PID")
     publish_to "$BENCH_GW_ADDR" "$GW_PORT" "$pubs" "$each" "$rate" yes || true
     wait_pid "$SINK_PID" 60 || true
     cpu1=$(cpu_ns "$GW_PID")
+    gw_scrape "$out/logs/metrics.$RUN_N.after"
     lost=$(python3 -c 'import json,sys; d=json.loads(sys.argv[1] or "null") or {}; print(int(d.get("lost",1))+int(d.get("gaps",0)))' \
       "$(json_or_null "$SINK_OUT")")
     record throughput gateway "gateway $io $budget ${pubs}p" \
       "{\"io\": \"$io\", \"budget\": $budget, \"pubs\": $pubs, \"attempt\": $attempt, \"paced_each\": $rate}" "$rep" \
-      "{\"sink\": $(json_or_null "$SINK_OUT"), \"gw_cpu_ns\": $((cpu1 - cpu0))}"
+      "{\"sink\": $(json_or_null "$SINK_OUT"), \"gw_cpu_ns\": $((cpu1 - cpu0)), \"gw_metrics\": $(gw_metrics_diff "$out/logs/metrics.$RUN_N.before" "$out/logs/metrics.$RUN_N.after")}"
     [ "$lost" -eq 0 ] && break
     rate=$(python3 -c 'import json,sys; d=json.loads(sys.argv[1]); print(max(1000, int(d["msgs_per_s"]*0.8/int(sys.argv[2]))))' \
       "$(json_or_null "$SINK_OUT")" "$pubs" 2>/dev/null || echo 100000)
@@ -314,9 +328,12 @@ lat_socat() { # RATE REP
 lat_gateway() { # RATE REP
   local count; count=$(lat_count "$1")
   start_sink "$C1" "$C1_ADDR" mold "$GROUP_GW" "$count" --latency
+  gw_scrape "$out/logs/metrics.$RUN_N.before"
   publish_to "$BENCH_GW_ADDR" "$GW_PORT" 1 "$count" "$1" yes || true
   wait_pid "$SINK_PID" 60 || true
-  record latency gateway "gateway $1" "{\"rate\": $1}" "$2" "{\"sink\": $(json_or_null "$SINK_OUT")}"
+  gw_scrape "$out/logs/metrics.$RUN_N.after"
+  record latency gateway "gateway $1" "{\"rate\": $1}" "$2" \
+    "{\"sink\": $(json_or_null "$SINK_OUT"), \"gw_metrics\": $(gw_metrics_diff "$out/logs/metrics.$RUN_N.before" "$out/logs/metrics.$RUN_N.after")}"
   gw_rss_after "auto 1400" "{\"io\": \"auto\", \"budget\": 1400, \"when\": \"after latency $1 rep $2\"}"
 }
 
@@ -358,14 +375,16 @@ fan_collect() { # -> JSON array of the sinks' objects
 fan_multicast() { # N REP
   local p tx0 tx1 cpu0 cpu1
   start_fan_sinks "$1" mold "$GROUP_GW"
+  gw_scrape "$out/logs/metrics.$RUN_N.before"
   tx0=$(tx_bytes "$(ns_gw)")
   cpu0=$(cpu_ns "$GW_PID")
   publish_to "$BENCH_GW_ADDR" "$GW_PORT" 1 "$FAN_MSGS" "$FAN_RATE" yes || true
   for p in "${FAN_PIDS[@]}"; do wait_pid "$p" 60 || true; done
   cpu1=$(cpu_ns "$GW_PID")
   tx1=$(tx_bytes "$(ns_gw)")
+  gw_scrape "$out/logs/metrics.$RUN_N.after"
   record fanout multicast "multicast $1" "{\"n\": $1, \"rate\": $FAN_RATE}" "$2" \
-    "{\"messages\": $FAN_MSGS, \"sender_cpu_ns\": $((cpu1 - cpu0)), \"sender_tx_bytes\": $((tx1 - tx0)), \"sinks\": $(fan_collect "${FAN_OUTS[@]}")}"
+    "{\"messages\": $FAN_MSGS, \"sender_cpu_ns\": $((cpu1 - cpu0)), \"sender_tx_bytes\": $((tx1 - tx0)), \"gw_metrics\": $(gw_metrics_diff "$out/logs/metrics.$RUN_N.before" "$out/logs/metrics.$RUN_N.after"), \"sinks\": $(fan_collect "${FAN_OUTS[@]}")}"
   gw_rss_after "auto 1400" "{\"io\": \"auto\", \"budget\": 1400, \"when\": \"after fan-out $1 rep $2\"}"
 }
 

@@ -264,11 +264,15 @@ static int on_frame(void *data, char type, const uint8_t *payload, size_t len)
     return 0;
 }
 
-static void mark_received(stats_t *s, size_t bytes)
+/* Accounts one datagram (or TCP read). The rate's time span runs from the first to the last
+ * datagram that carried messages: heartbeats before or after the data do not stretch it. */
+static void mark_received(stats_t *s, size_t bytes, uint64_t messages_before)
 {
-    if (s->first_ns == 0)
-        s->first_ns = s->now_ns;
-    s->last_ns = s->now_ns;
+    if (s->messages > messages_before) {
+        if (s->first_ns == 0)
+            s->first_ns = s->now_ns;
+        s->last_ns = s->now_ns;
+    }
     s->bytes += bytes;
     if (bytes > s->max_datagram)
         s->max_datagram = bytes;
@@ -306,8 +310,8 @@ static int run_udp(int fd, const options_t *o, stats_t *s, uint64_t deadline)
         }
         for (int i = 0; i < n; i++) {
             size_t len = msgs[i].msg_len;
+            uint64_t before = s->messages;
             s->datagrams++;
-            mark_received(s, len);
             if (o->mode == MODE_MOLD) {
                 take_mold(s, o, bufs[i], len);
             } else if (s->stream_error == 0) {
@@ -315,6 +319,7 @@ static int run_udp(int fd, const options_t *o, stats_t *s, uint64_t deadline)
                 if (rc != 0)
                     s->stream_error = rc;
             }
+            mark_received(s, len, before);
         }
         if (done(s, o, s->now_ns, deadline))
             break;
@@ -341,11 +346,12 @@ static int run_tcp(int fd, const options_t *o, stats_t *s, uint64_t deadline)
             break;
         }
         if (n > 0) {
+            uint64_t before = s->messages;
             s->datagrams++; /* reads, for TCP */
-            mark_received(s, (size_t)n);
             int prc = mdfeed_soup_parser_feed(&parser, buf, (size_t)n, on_frame, &ctx);
             if (prc != 0)
                 s->stream_error = prc;
+            mark_received(s, (size_t)n, before);
         }
         if (done(s, o, s->now_ns, deadline))
             break;
