@@ -280,7 +280,8 @@ static void tcp_send(tcp_conn_t *c, bool from_client, uint8_t flags, const uint8
     put16(seg + 14, 65535);
     put16(seg + 16, 0);
     put16(seg + 18, 0);
-    memcpy(seg + 20, data, len);
+    if (len)
+        memcpy(seg + 20, data, len);
     write_ip_packet(from_client ? c->cli : c->srv, from_client ? c->srv : c->cli, 6, seg, 20 + len);
     *seq += (uint32_t)len + ((flags & (TCP_SYN | TCP_FIN)) ? 1 : 0);
 }
