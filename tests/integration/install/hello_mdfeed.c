@@ -15,8 +15,8 @@ int main(void)
         return 1;
     }
     /* MoldUDP64: one packet with one ITCH Order Delete (ref 42) in it, decoded back. */
-    static const unsigned char del[19] = {'D', 0, 1, 0, 0, 0, 0, 0, 0, 0, 1,
-                                          0, 0, 0, 0, 0, 0, 0, 42};
+    static const unsigned char del[19] = {'D', 0, 1, 0, 0, 0, 0, 0, 0, 0,
+                                          1,   0, 0, 0, 0, 0, 0, 0, 42};
     char session[MDFEED_MOLD_SESSION_LEN];
     unsigned char pkt[64];
     mdfeed_mold_builder_t b;
