@@ -20,3 +20,14 @@ target_link_libraries(interop_pcap PRIVATE mdfeed_static)
 set_target_properties(interop_pcap PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${CMAKE_CURRENT_BINARY_DIR}/integration)
 mdcast_add_sh_test(test_interop_tshark SCRIPT ${CMAKE_CURRENT_SOURCE_DIR}/integration/interop/interop.sh
                    TIMEOUT 120 LABELS integration)
+
+# Install: the library, headers and mdfeed.pc, consumed with pkg-config alone. The test
+# compiles with this build's compiler and sanitizer flags so it can link the instrumented
+# library.
+set(MDCAST_INSTALL_TEST_CFLAGS "")
+if(MDCAST_SANITIZE)
+  set(MDCAST_INSTALL_TEST_CFLAGS "-fsanitize=address,undefined")
+endif()
+mdcast_add_sh_test(test_install SCRIPT ${CMAKE_CURRENT_SOURCE_DIR}/integration/install/install.sh
+                   TIMEOUT 180 LABELS integration
+                   ENV "MDCAST_TEST_CC=${CMAKE_C_COMPILER}" "MDCAST_TEST_CFLAGS=${MDCAST_INSTALL_TEST_CFLAGS}")

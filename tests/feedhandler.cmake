@@ -3,3 +3,12 @@ mdcast_add_c_test(test_subscriber SOURCES unit/test_subscriber.c LIBS mdfeed_sta
                   TIMEOUT 60 LABELS unit feed)
 mdcast_add_c_test(test_publisher SOURCES unit/test_publisher.c LIBS mdfeed_static
                   TIMEOUT 60 LABELS unit feed)
+
+# Test tools for the CLI tests: a SoupBinTCP sink and a MoldUDP64 source with drops and a
+# re-request server.
+add_executable(soup-sink integration/feed/soup_sink.c)
+target_link_libraries(soup-sink PRIVATE mdfeed_static)
+add_executable(mold-send integration/feed/mold_send.c)
+target_link_libraries(mold-send PRIVATE mdfeed_static)
+mdcast_add_sh_test(test_feed_cli SCRIPT ${CMAKE_CURRENT_SOURCE_DIR}/integration/feed/test_cli.sh
+                   TIMEOUT 180 LABELS integration feed)

@@ -21,3 +21,11 @@ if(TARGET mdcast-gateway)
                        ARGS ${scenario} TIMEOUT 120 LABELS integration gateway)
   endforeach()
 endif()
+
+# Quick benchmark (label bench; `ctest -L bench`): figures and ratios, bounded in time.
+add_executable(gateway_bench_tool bench/gateway_bench_tool.c)
+target_link_libraries(gateway_bench_tool PRIVATE mdfeed_static)
+if(TARGET mdcast-gateway)
+  mdcast_add_sh_test(gateway_bench SCRIPT ${CMAKE_CURRENT_SOURCE_DIR}/bench/gateway_bench.sh
+                     TIMEOUT 300 LABELS bench)
+endif()

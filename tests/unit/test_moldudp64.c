@@ -37,15 +37,19 @@ static void test_session(void)
 /* Heartbeat: count 0, sequence = next sequence number. */
 static const uint8_t heartbeat[20] = {SESSION_BYTES, 0, 0, 0, 0, 0, 0, 0x01, 0x00, 0x00, 0x00};
 /* End of session: count 0xFFFF. */
+/* clang-format off */
 static const uint8_t end_of_session[20] = {SESSION_BYTES, 0, 0, 0, 0, 0, 0, 0x01, 0x00,
                                            0xff, 0xff};
+/* clang-format on */
 /* Data: sequence 0x0102030405060708, 3 messages: "hi", "" (empty), "xyz". */
+/* clang-format off */
 static const uint8_t data3[20 + 4 + 2 + 5] = {
     SESSION_BYTES, 1, 2, 3, 4, 5, 6, 7, 8, 0x00, 0x03,
     0x00, 0x02, 'h', 'i',
     0x00, 0x00,
     0x00, 0x03, 'x', 'y', 'z',
 };
+/* clang-format on */
 
 static void test_encode_golden(void)
 {
@@ -128,25 +132,35 @@ static void test_decode_rejections(void)
     static const uint8_t half_len[] = {SESSION_BYTES, 0, 0, 0, 0, 0, 0, 0, 1, 0, 1, 0};
     ASSERT_EQ(mdfeed_mold_decode(half_len, sizeof(half_len), &p), MDFEED_EMOLD_BLOCK_OVERRUN);
     /* Block overrun on the second of two blocks. */
+    /* clang-format off */
     static const uint8_t overrun2[] = {SESSION_BYTES, 0, 0, 0, 0, 0, 0, 0, 1, 0, 2,
                                        0, 1, 'a', 0xff, 0xff, 'b'};
+    /* clang-format on */
     ASSERT_EQ(mdfeed_mold_decode(overrun2, sizeof(overrun2), &p), MDFEED_EMOLD_BLOCK_OVERRUN);
 
     /* Count mismatch: count 3, two blocks. */
+    /* clang-format off */
     static const uint8_t fewer[] = {SESSION_BYTES, 0, 0, 0, 0, 0, 0, 0, 1, 0, 3,
                                     0, 1, 'a', 0, 1, 'b'};
+    /* clang-format on */
     ASSERT_EQ(mdfeed_mold_decode(fewer, sizeof(fewer), &p), MDFEED_EMOLD_COUNT_MISMATCH);
     /* Count mismatch: count 1, two whole blocks. */
+    /* clang-format off */
     static const uint8_t more[] = {SESSION_BYTES, 0, 0, 0, 0, 0, 0, 0, 1, 0, 1,
                                    0, 1, 'a', 0, 1, 'b'};
+    /* clang-format on */
     ASSERT_EQ(mdfeed_mold_decode(more, sizeof(more), &p), MDFEED_EMOLD_COUNT_MISMATCH);
 
     /* Trailing bytes that are no block: one byte, then a block header promising too much. */
+    /* clang-format off */
     static const uint8_t trailing1[] = {SESSION_BYTES, 0, 0, 0, 0, 0, 0, 0, 1, 0, 1,
                                         0, 1, 'a', 0x00};
+    /* clang-format on */
     ASSERT_EQ(mdfeed_mold_decode(trailing1, sizeof(trailing1), &p), MDFEED_EMOLD_TRAILING);
+    /* clang-format off */
     static const uint8_t trailing2[] = {SESSION_BYTES, 0, 0, 0, 0, 0, 0, 0, 1, 0, 1,
                                         0, 1, 'a', 0x00, 0x09, 'z'};
+    /* clang-format on */
     ASSERT_EQ(mdfeed_mold_decode(trailing2, sizeof(trailing2), &p), MDFEED_EMOLD_TRAILING);
     /* A heartbeat followed by anything. */
     uint8_t hb_plus[22];
@@ -165,12 +179,16 @@ static void test_decode_rejections(void)
     ASSERT_EQ(mdfeed_mold_decode(eos_plus, 21, &p), MDFEED_EMOLD_EOS_PAYLOAD);
 
     /* Sequence overflow: 0xFFFFFFFFFFFFFFFF with 1 message passes 2^64 - 1 ... */
+    /* clang-format off */
     static const uint8_t ovf[] = {SESSION_BYTES, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
                                   0, 1, 0, 1, 'a'};
+    /* clang-format on */
     ASSERT_EQ(mdfeed_mold_decode(ovf, sizeof(ovf), &p), MDFEED_EMOLD_SEQ_OVERFLOW);
     /* ... 0xFFFFFFFFFFFFFFFE with 1 message does not. */
+    /* clang-format off */
     static const uint8_t edge[] = {SESSION_BYTES, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xfe,
                                    0, 1, 0, 1, 'a'};
+    /* clang-format on */
     ASSERT_EQ(mdfeed_mold_decode(edge, sizeof(edge), &p), 0);
 }
 

@@ -11,6 +11,7 @@
 /* ---- golden frames ------------------------------------------------------------------------ */
 
 /* Login request: "alice" / "s3cret", current session (blank), sequence 0 (live). */
+/* clang-format off */
 static const uint8_t login_req_golden[49] = {
     0x00, 0x2f, 'L',
     'a', 'l', 'i', 'c', 'e', ' ',                                     /* username, right pad */
@@ -19,8 +20,10 @@ static const uint8_t login_req_golden[49] = {
     ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ',
     ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', '0',                 /* sequence, left pad */
 };
+/* clang-format on */
 
 /* Login request: "bob" / "pw", session "SESS01", sequence 12345. */
+/* clang-format off */
 static const uint8_t login_req2_golden[49] = {
     0x00, 0x2f, 'L',
     'b', 'o', 'b', ' ', ' ', ' ',
@@ -29,14 +32,17 @@ static const uint8_t login_req2_golden[49] = {
     ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ',
     ' ', ' ', ' ', ' ', ' ', '1', '2', '3', '4', '5',
 };
+/* clang-format on */
 
 /* Login accepted: session "SESS01", next sequence 1. */
+/* clang-format off */
 static const uint8_t login_acc_golden[33] = {
     0x00, 0x1f, 'A',
     ' ', ' ', ' ', ' ', 'S', 'E', 'S', 'S', '0', '1',
     ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ',
     ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', '1',
 };
+/* clang-format on */
 
 static void test_login_request(void)
 {
@@ -51,8 +57,8 @@ static void test_login_request(void)
     ASSERT_STR_EQ(out.session, "");
     ASSERT_UEQ(out.seq, 0);
 
-    mdfeed_soup_login_t in2 = {.username = "bob", .password = "pw", .session = "SESS01",
-                               .seq = 12345};
+    mdfeed_soup_login_t in2 = {
+        .username = "bob", .password = "pw", .session = "SESS01", .seq = 12345};
     ASSERT_EQ(mdfeed_soup_encode_login_request(buf, 49, &in2), 49);
     ASSERT_MEM_EQ(buf, login_req2_golden, 49);
     ASSERT_EQ(mdfeed_soup_decode_login_request(buf + 3, 46, &out), 0);
@@ -62,8 +68,8 @@ static void test_login_request(void)
     ASSERT_UEQ(out.seq, 12345);
 
     /* Full-width fields and the largest sequence number (20 digits). */
-    mdfeed_soup_login_t in3 = {.username = "ABCDEF", .password = "0123456789",
-                               .session = "SESSION_10", .seq = UINT64_MAX};
+    mdfeed_soup_login_t in3 = {
+        .username = "ABCDEF", .password = "0123456789", .session = "SESSION_10", .seq = UINT64_MAX};
     ASSERT_EQ(mdfeed_soup_encode_login_request(buf, sizeof(buf), &in3), 49);
     ASSERT_MEM_EQ(buf + 3 + 26, "18446744073709551615", 20);
     ASSERT_EQ(mdfeed_soup_decode_login_request(buf + 3, 46, &out), 0);
@@ -234,8 +240,8 @@ static void test_types_and_check(void)
         const char *name;
         long fixed; /* payload length, -1 = any */
     } types[] = {
-        {'+', "debug", -1},          {'A', "login accepted", 30},  {'J', "login rejected", 1},
-        {'S', "sequenced data", -1}, {'H', "server heartbeat", 0}, {'Z', "end of session", 0},
+        {'+', "debug", -1},          {'A', "login accepted", 30},   {'J', "login rejected", 1},
+        {'S', "sequenced data", -1}, {'H', "server heartbeat", 0},  {'Z', "end of session", 0},
         {'L', "login request", 46},  {'U', "unsequenced data", -1}, {'R', "client heartbeat", 0},
         {'O', "logout request", 0},
     };
@@ -430,7 +436,8 @@ static void test_parser_max_frame(void)
     int n2 = mdfeed_soup_encode(buf, sizeof(buf), 'H', NULL, 0);
     int n3 = mdfeed_soup_encode(buf + n2, sizeof(buf) - (size_t)n2, 'S', "1234567890", 10);
     ASSERT_EQ(n3, 13);
-    ASSERT_EQ(mdfeed_soup_parser_feed(&p, buf, (size_t)n2 + 2, collect, &got), MDFEED_ESOUP_OVERSIZE);
+    ASSERT_EQ(mdfeed_soup_parser_feed(&p, buf, (size_t)n2 + 2, collect, &got),
+              MDFEED_ESOUP_OVERSIZE);
     ASSERT_EQ(got.n, 2); /* the heartbeat before it got through */
     ASSERT_EQ(mdfeed_soup_parser_feed(&p, "\x00\x01H", 3, collect, &got), MDFEED_ESOUP_OVERSIZE);
     ASSERT_EQ(got.n, 2);

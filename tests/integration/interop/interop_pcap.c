@@ -203,8 +203,7 @@ static void expect_mold(const uint8_t *pkt, size_t len, bool is_request)
 
 static void mold_flow(void)
 {
-    const uint32_t server = ip4("198.18.0.1"), group = ip4("239.1.1.1"),
-                   client = ip4("198.18.0.2");
+    const uint32_t server = ip4("198.18.0.1"), group = ip4("239.1.1.1"), client = ip4("198.18.0.2");
     char session[MDFEED_MOLD_SESSION_LEN];
     if (mdfeed_mold_session_set(session, "MDC0001") != 0)
         die("session");
@@ -280,7 +279,8 @@ static void tcp_send(tcp_conn_t *c, bool from_client, uint8_t flags, const uint8
     put16(seg + 14, 65535);
     put16(seg + 16, 0);
     put16(seg + 18, 0);
-    memcpy(seg + 20, data, len);
+    if (len)
+        memcpy(seg + 20, data, len);
     write_ip_packet(from_client ? c->cli : c->srv, from_client ? c->srv : c->cli, 6, seg, 20 + len);
     *seq += (uint32_t)len + ((flags & (TCP_SYN | TCP_FIN)) ? 1 : 0);
 }
@@ -326,8 +326,8 @@ static void soup_flow(void)
     size_t n;
     tcp_open(&c);
 
-    mdfeed_soup_login_t login = {.username = "alice", .password = "s3cret", .session = "",
-                                 .seq = 1};
+    mdfeed_soup_login_t login = {
+        .username = "alice", .password = "s3cret", .session = "", .seq = 1};
     n = frame(out, mdfeed_soup_encode_login_request(out, sizeof(out), &login));
     note(exp_users, "alice");
     note(exp_sessions, "-"); /* blank: the current session */
@@ -340,7 +340,8 @@ static void soup_flow(void)
     uint8_t msg[44];
     for (int i = 0; i < 3; i++) {
         memset(msg, 'a' + i, sizeof(msg));
-        n += frame(out + n, mdfeed_soup_encode(out + n, sizeof(out) - n, 'S', msg, 36 + 4 * (size_t)i));
+        n += frame(out + n,
+                   mdfeed_soup_encode(out + n, sizeof(out) - n, 'S', msg, 36 + 4 * (size_t)i));
     }
     tcp_send(&c, false, TCP_PSH | TCP_ACK, out, n);
 
@@ -369,8 +370,8 @@ static void soup_flow(void)
     /* A second connection, asking for session "OTHER" from sequence 42: rejected. */
     tcp_conn_t r = {ip4("198.18.0.3"), ip4("198.18.0.1"), 40011, SOUP_PORT, 7000, 9000000};
     tcp_open(&r);
-    mdfeed_soup_login_t bad = {.username = "bob", .password = "wrong", .session = "OTHER",
-                               .seq = 42};
+    mdfeed_soup_login_t bad = {
+        .username = "bob", .password = "wrong", .session = "OTHER", .seq = 42};
     n = frame(out, mdfeed_soup_encode_login_request(out, sizeof(out), &bad));
     note(exp_users, "bob");
     note(exp_sessions, "OTHER");
@@ -398,12 +399,20 @@ static void bad_flow(void)
     if (mdfeed_mold_session_set(session, "MDC0001") != 0)
         die("session");
     size_t n = mdfeed_mold_header_encode(buf, session, 1, 3);
-    memcpy(buf + n, "\x00\x01" "a" "\x00\x01" "b", 6); /* count 3, two blocks */
+    memcpy(buf + n,
+           "\x00\x01"
+           "a"
+           "\x00\x01"
+           "b",
+           6); /* count 3, two blocks */
     if (mdfeed_mold_decode(buf, n + 6, &p) != MDFEED_EMOLD_COUNT_MISMATCH)
         die("count mismatch not rejected");
     write_udp(server, 40001, group, MOLD_PORT, buf, n + 6);
     n = mdfeed_mold_header_encode(buf, session, 4, MDFEED_MOLD_COUNT_END);
-    memcpy(buf + n, "\x00\x01" "c", 3);
+    memcpy(buf + n,
+           "\x00\x01"
+           "c",
+           3);
     if (mdfeed_mold_decode(buf, n + 3, &p) != MDFEED_EMOLD_EOS_PAYLOAD)
         die("end of session with payload not rejected");
     write_udp(server, 40001, group, MOLD_PORT, buf, n + 3);
