@@ -176,8 +176,7 @@ static inline void bench_hist_print_json(FILE *f, const bench_hist_t *h)
     static const struct {
         const char *name;
         double q;
-    } pcts[] = {{"p50", 0.50},   {"p90", 0.90},     {"p99", 0.99},
-                {"p99.9", 0.999}, {"p99.99", 0.9999}};
+    } pcts[] = {{"p50", 0.50}, {"p90", 0.90}, {"p99", 0.99}, {"p99.9", 0.999}, {"p99.99", 0.9999}};
     fprintf(f, "\"latency_us\": {\"samples\": %" PRIu64, h->total);
     for (size_t i = 0; i < sizeof(pcts) / sizeof(pcts[0]); i++)
         fprintf(f, ", \"%s\": %.3f", pcts[i].name, (double)bench_hist_quantile(h, pcts[i].q) / 1e3);

@@ -40,11 +40,11 @@ static void usage(FILE *f)
 static int parse_options(int argc, char **argv, options_t *o)
 {
     static const struct option longopts[] = {
-        {"connect", required_argument, NULL, 'c'}, {"login", required_argument, NULL, 'l'},
-        {"count", required_argument, NULL, 'n'},   {"rate", required_argument, NULL, 'r'},
-        {"size", required_argument, NULL, 's'},    {"id", required_argument, NULL, 'i'},
+        {"connect", required_argument, NULL, 'c'},  {"login", required_argument, NULL, 'l'},
+        {"count", required_argument, NULL, 'n'},    {"rate", required_argument, NULL, 'r'},
+        {"size", required_argument, NULL, 's'},     {"id", required_argument, NULL, 'i'},
         {"duration", required_argument, NULL, 'd'}, {"json", no_argument, NULL, 'j'},
-        {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0}};
+        {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0}};
     static char login[64];
     *o = (options_t){.size = 40, .duration_s = 30};
     bool have_addr = false;
@@ -61,7 +61,8 @@ static int parse_options(int argc, char **argv, options_t *o)
             break;
         case 'l': {
             char *colon;
-            if (strlen(optarg) >= sizeof(login) || (colon = strchr(strcpy(login, optarg), ':')) == NULL) {
+            if (strlen(optarg) >= sizeof(login) ||
+                (colon = strchr(strcpy(login, optarg), ':')) == NULL) {
                 fprintf(stderr, "bench_pub: --login: '%s' is not USER:PASS\n", optarg);
                 return -1;
             }
@@ -79,19 +80,32 @@ static int parse_options(int argc, char **argv, options_t *o)
             }
             break;
         }
-        case 'j': o->json = true; break;
-        case 'h': usage(stdout); exit(0);
-        case 'n': case 'r': case 's': case 'i':
+        case 'j':
+            o->json = true;
+            break;
+        case 'h':
+            usage(stdout);
+            exit(0);
+        case 'n':
+        case 'r':
+        case 's':
+        case 'i':
             if (bench_parse_u64(optarg, &v) != 0) {
                 fprintf(stderr, "bench_pub: '%s' is not a number\n", optarg);
                 return -1;
             }
-            if (c == 'n') o->count = v;
-            else if (c == 'r') o->rate = v;
-            else if (c == 's') o->size = (size_t)v;
-            else o->id = (uint8_t)v;
+            if (c == 'n')
+                o->count = v;
+            else if (c == 'r')
+                o->rate = v;
+            else if (c == 's')
+                o->size = (size_t)v;
+            else
+                o->id = (uint8_t)v;
             break;
-        default: usage(stderr); return -1;
+        default:
+            usage(stderr);
+            return -1;
         }
     }
     if (!have_addr || o->count == 0) {

@@ -66,16 +66,26 @@ static void usage(FILE *f)
 
 static int parse_options(int argc, char **argv, options_t *o)
 {
-    static const struct option longopts[] = {
-        {"dest", required_argument, NULL, 'd'},     {"interface", required_argument, NULL, 'i'},
-        {"size", required_argument, NULL, 's'},     {"msg-size", required_argument, NULL, 'm'},
-        {"count", required_argument, NULL, 'c'},    {"duration", required_argument, NULL, 't'},
-        {"rate", required_argument, NULL, 'r'},     {"batch", required_argument, NULL, 'b'},
-        {"ttl", required_argument, NULL, 'T'},      {"session", required_argument, NULL, 'S'},
-        {"pub-id", required_argument, NULL, 'p'},   {"timestamps", no_argument, NULL, 'z'},
-        {"json", no_argument, NULL, 'j'},           {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0}};
-    *o = (options_t){.budget = 1400, .msg_size = 40, .duration_s = 30, .batch = 64, .ttl = 4,
+    static const struct option longopts[] = {{"dest", required_argument, NULL, 'd'},
+                                             {"interface", required_argument, NULL, 'i'},
+                                             {"size", required_argument, NULL, 's'},
+                                             {"msg-size", required_argument, NULL, 'm'},
+                                             {"count", required_argument, NULL, 'c'},
+                                             {"duration", required_argument, NULL, 't'},
+                                             {"rate", required_argument, NULL, 'r'},
+                                             {"batch", required_argument, NULL, 'b'},
+                                             {"ttl", required_argument, NULL, 'T'},
+                                             {"session", required_argument, NULL, 'S'},
+                                             {"pub-id", required_argument, NULL, 'p'},
+                                             {"timestamps", no_argument, NULL, 'z'},
+                                             {"json", no_argument, NULL, 'j'},
+                                             {"help", no_argument, NULL, 'h'},
+                                             {NULL, 0, NULL, 0}};
+    *o = (options_t){.budget = 1400,
+                     .msg_size = 40,
+                     .duration_s = 30,
+                     .batch = 64,
+                     .ttl = 4,
                      .session = "BENCH"};
     bool have_dest = false;
     uint64_t v = 0;
@@ -96,10 +106,18 @@ static int parse_options(int argc, char **argv, options_t *o)
             }
             o->have_ifaddr = true;
             break;
-        case 'z': o->timestamps = true; break;
-        case 'j': o->json = true; break;
-        case 'S': o->session = optarg; break;
-        case 'h': usage(stdout); exit(0);
+        case 'z':
+            o->timestamps = true;
+            break;
+        case 'j':
+            o->json = true;
+            break;
+        case 'S':
+            o->session = optarg;
+            break;
+        case 'h':
+            usage(stdout);
+            exit(0);
         case 't': {
             char *end = NULL;
             o->duration_s = strtod(optarg, &end);
@@ -109,20 +127,35 @@ static int parse_options(int argc, char **argv, options_t *o)
             }
             break;
         }
-        case 's': case 'm': case 'c': case 'r': case 'b': case 'T': case 'p':
+        case 's':
+        case 'm':
+        case 'c':
+        case 'r':
+        case 'b':
+        case 'T':
+        case 'p':
             if (bench_parse_u64(optarg, &v) != 0) {
                 fprintf(stderr, "blaster: '%s' is not a number\n", optarg);
                 return -1;
             }
-            if (c == 's') o->budget = (size_t)v;
-            else if (c == 'm') o->msg_size = (size_t)v;
-            else if (c == 'c') o->count = v;
-            else if (c == 'r') o->rate = v;
-            else if (c == 'b') o->batch = (unsigned)v;
-            else if (c == 'T') o->ttl = (int)v;
-            else o->pub_id = (uint8_t)v;
+            if (c == 's')
+                o->budget = (size_t)v;
+            else if (c == 'm')
+                o->msg_size = (size_t)v;
+            else if (c == 'c')
+                o->count = v;
+            else if (c == 'r')
+                o->rate = v;
+            else if (c == 'b')
+                o->batch = (unsigned)v;
+            else if (c == 'T')
+                o->ttl = (int)v;
+            else
+                o->pub_id = (uint8_t)v;
             break;
-        default: usage(stderr); return -1;
+        default:
+            usage(stderr);
+            return -1;
         }
     }
     if (!have_dest || o->count == 0) {
@@ -244,8 +277,8 @@ static int blast(int fd, const options_t *o, result_t *r)
         fprintf(stderr, "blaster: --session '%s': %s\n", o->session, mdfeed_strerror(rc));
         return rc;
     }
-    const unsigned per_dgram =
-        (unsigned)((o->budget - MDFEED_MOLD_HEADER_LEN) / (MDFEED_MOLD_BLOCK_HDR_LEN + o->msg_size));
+    const unsigned per_dgram = (unsigned)((o->budget - MDFEED_MOLD_HEADER_LEN) /
+                                          (MDFEED_MOLD_BLOCK_HDR_LEN + o->msg_size));
     static slot_t slots[MAX_BATCH];
     static struct mmsghdr msgs[MAX_BATCH];
     static struct iovec iovs[MAX_BATCH];
@@ -275,7 +308,7 @@ static int blast(int fd, const options_t *o, result_t *r)
                 target = o->count;
             due = target > sent ? target - sent : 0;
             if (due == 0) {
-                sleep_until(start + (uint64_t)((double)(sent) * 1e9 / (double)o->rate));
+                sleep_until(start + (uint64_t)((double)(sent)*1e9 / (double)o->rate));
                 now = bench_now_ns();
                 continue;
             }
@@ -333,7 +366,9 @@ int main(int argc, char **argv)
     int rc = blast(fd, &o, &r);
     close(fd);
     double secs = r.seconds > 0 ? r.seconds : 1e-9;
-    fprintf(stderr, "blaster: %" PRIu64 " datagrams, %" PRIu64 " messages in %.3f s: %.0f dgram/s, %.0f msg/s%s\n",
+    fprintf(stderr,
+            "blaster: %" PRIu64 " datagrams, %" PRIu64
+            " messages in %.3f s: %.0f dgram/s, %.0f msg/s%s\n",
             r.datagrams, r.messages, r.seconds, (double)r.datagrams / secs,
             (double)r.messages / secs, rc != 0 ? " (stopped on error)" : "");
     if (o.json)

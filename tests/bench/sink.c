@@ -24,9 +24,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#define BATCH 64
+#define BATCH     64
 #define DGRAM_MAX 65536
-#define MAX_PUBS 256
+#define MAX_PUBS  256
 
 typedef enum { MODE_NONE, MODE_MOLD, MODE_STREAM, MODE_TCP } mode_t_;
 
@@ -59,7 +59,7 @@ typedef struct {
     uint64_t first_ns, last_ns;
     uint64_t now_ns; /* receive time of the batch being processed */
     bool end_of_session;
-    int stream_error; /* SoupBinTCP parser error, sticky */
+    int stream_error;              /* SoupBinTCP parser error, sticky */
     uint64_t next_index[MAX_PUBS]; /* per publisher id: next expected message index + 1 */
     bench_hist_t hist;
 } stats_t;
@@ -73,20 +73,27 @@ static void usage(FILE *f)
 
 static int parse_options(int argc, char **argv, options_t *o)
 {
-    static const struct option longopts[] = {
-        {"mold", required_argument, NULL, 'm'},       {"stream", required_argument, NULL, 's'},
-        {"tcp", required_argument, NULL, 't'},        {"interface", required_argument, NULL, 'i'},
-        {"count", required_argument, NULL, 'c'},      {"timeout", required_argument, NULL, 'T'},
-        {"idle", required_argument, NULL, 'I'},       {"latency", no_argument, NULL, 'l'},
-        {"ready-file", required_argument, NULL, 'r'}, {"label", required_argument, NULL, 'L'},
-        {"json", no_argument, NULL, 'j'},             {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0}};
+    static const struct option longopts[] = {{"mold", required_argument, NULL, 'm'},
+                                             {"stream", required_argument, NULL, 's'},
+                                             {"tcp", required_argument, NULL, 't'},
+                                             {"interface", required_argument, NULL, 'i'},
+                                             {"count", required_argument, NULL, 'c'},
+                                             {"timeout", required_argument, NULL, 'T'},
+                                             {"idle", required_argument, NULL, 'I'},
+                                             {"latency", no_argument, NULL, 'l'},
+                                             {"ready-file", required_argument, NULL, 'r'},
+                                             {"label", required_argument, NULL, 'L'},
+                                             {"json", no_argument, NULL, 'j'},
+                                             {"help", no_argument, NULL, 'h'},
+                                             {NULL, 0, NULL, 0}};
     *o = (options_t){.timeout_s = 30, .idle_ms = 1000, .label = ""};
     uint64_t v = 0;
     int c;
     while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
         switch (c) {
-        case 'm': case 's': case 't':
+        case 'm':
+        case 's':
+        case 't':
             if (o->mode != MODE_NONE || bench_parse_addr(optarg, &o->addr) != 0) {
                 fprintf(stderr, "sink: one of --mold/--stream/--tcp with a.b.c.d:port ('%s')\n",
                         optarg);
@@ -101,7 +108,8 @@ static int parse_options(int argc, char **argv, options_t *o)
             }
             o->have_ifaddr = true;
             break;
-        case 'c': case 'I':
+        case 'c':
+        case 'I':
             if (bench_parse_u64(optarg, &v) != 0) {
                 fprintf(stderr, "sink: '%s' is not a number\n", optarg);
                 return -1;
@@ -120,12 +128,24 @@ static int parse_options(int argc, char **argv, options_t *o)
             }
             break;
         }
-        case 'l': o->latency = true; break;
-        case 'r': o->ready_file = optarg; break;
-        case 'L': o->label = optarg; break;
-        case 'j': o->json = true; break;
-        case 'h': usage(stdout); exit(0);
-        default: usage(stderr); return -1;
+        case 'l':
+            o->latency = true;
+            break;
+        case 'r':
+            o->ready_file = optarg;
+            break;
+        case 'L':
+            o->label = optarg;
+            break;
+        case 'j':
+            o->json = true;
+            break;
+        case 'h':
+            usage(stdout);
+            exit(0);
+        default:
+            usage(stderr);
+            return -1;
         }
     }
     if (o->mode == MODE_NONE) {
@@ -369,8 +389,8 @@ static void report(const stats_t *s, const options_t *o, int rc)
     fprintf(stderr,
             "sink%s%s: %" PRIu64 " messages in %" PRIu64 " datagrams over %.3f s: %.0f msg/s, "
             "%.0f dgram/s; lost %" PRIu64 ", gaps %" PRIu64 ", malformed %" PRIu64 "%s\n",
-            *o->label ? " " : "", o->label, s->messages, s->datagrams, secs, mps, dps, lost, s->gaps,
-            s->malformed, s->stream_error ? " (stream broken)" : "");
+            *o->label ? " " : "", o->label, s->messages, s->datagrams, secs, mps, dps, lost,
+            s->gaps, s->malformed, s->stream_error ? " (stream broken)" : "");
     if (o->latency && s->hist.total > 0)
         fprintf(stderr, "sink%s%s: latency p50 %.1f us, p99 %.1f us, max %.1f us\n",
                 *o->label ? " " : "", o->label, (double)bench_hist_quantile(&s->hist, 0.5) / 1e3,
@@ -384,11 +404,14 @@ static void report(const stats_t *s, const options_t *o, int rc)
            ", \"duplicates\": %" PRIu64 ", \"first_seq\": %" PRIu64 ", \"stream_broken\": %s"
            ", \"end_of_session\": %s, \"seconds\": %.6f, \"msgs_per_s\": %.1f"
            ", \"dgrams_per_s\": %.1f, \"error\": %s",
-           o->label, o->mode == MODE_MOLD ? "mold" : o->mode == MODE_STREAM ? "stream" : "tcp",
+           o->label,
+           o->mode == MODE_MOLD     ? "mold"
+           : o->mode == MODE_STREAM ? "stream"
+                                    : "tcp",
            s->messages, o->count, lost, s->datagrams, s->bytes, s->max_datagram, s->heartbeats,
            s->malformed, s->gaps, s->gap_messages, s->duplicates, s->first_seq,
-           s->stream_error ? "true" : "false", s->end_of_session ? "true" : "false", secs, mps,
-           dps, rc != 0 ? "true" : "false");
+           s->stream_error ? "true" : "false", s->end_of_session ? "true" : "false", secs, mps, dps,
+           rc != 0 ? "true" : "false");
     if (o->latency) {
         printf(", ");
         bench_hist_print_json(stdout, &s->hist);

@@ -17,7 +17,7 @@
 #include <unistd.h>
 
 #define MAX_CONSUMERS 256
-#define RBUF (256 * 1024)
+#define RBUF          (256 * 1024)
 
 typedef struct {
     struct sockaddr_in feed;
@@ -36,18 +36,22 @@ static void usage(FILE *f)
 
 static int parse_options(int argc, char **argv, options_t *o)
 {
-    static const struct option longopts[] = {
-        {"feed", required_argument, NULL, 'f'},       {"serve", required_argument, NULL, 's'},
-        {"consumers", required_argument, NULL, 'n'},  {"timeout", required_argument, NULL, 't'},
-        {"ready-file", required_argument, NULL, 'r'}, {"json", no_argument, NULL, 'j'},
-        {"help", no_argument, NULL, 'h'},             {NULL, 0, NULL, 0}};
+    static const struct option longopts[] = {{"feed", required_argument, NULL, 'f'},
+                                             {"serve", required_argument, NULL, 's'},
+                                             {"consumers", required_argument, NULL, 'n'},
+                                             {"timeout", required_argument, NULL, 't'},
+                                             {"ready-file", required_argument, NULL, 'r'},
+                                             {"json", no_argument, NULL, 'j'},
+                                             {"help", no_argument, NULL, 'h'},
+                                             {NULL, 0, NULL, 0}};
     *o = (options_t){.timeout_s = 60};
     bool have_feed = false, have_serve = false;
     uint64_t v = 0;
     int c;
     while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
         switch (c) {
-        case 'f': case 's':
+        case 'f':
+        case 's':
             if (bench_parse_addr(optarg, c == 'f' ? &o->feed : &o->serve) != 0) {
                 fprintf(stderr, "tcp_fanout: '%s' is not a.b.c.d:port\n", optarg);
                 return -1;
@@ -70,10 +74,18 @@ static int parse_options(int argc, char **argv, options_t *o)
             }
             break;
         }
-        case 'r': o->ready_file = optarg; break;
-        case 'j': o->json = true; break;
-        case 'h': usage(stdout); exit(0);
-        default: usage(stderr); return -1;
+        case 'r':
+            o->ready_file = optarg;
+            break;
+        case 'j':
+            o->json = true;
+            break;
+        case 'h':
+            usage(stdout);
+            exit(0);
+        default:
+            usage(stderr);
+            return -1;
         }
     }
     if (!have_feed || !have_serve || o->consumers == 0) {
@@ -250,7 +262,8 @@ out:
     getrusage(RUSAGE_SELF, &ru);
     double cpu = (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
                  (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
-    fprintf(stderr, "tcp_fanout: %" PRIu64 " messages to %u consumers, %" PRIu64 " bytes out, cpu %.3f s\n",
+    fprintf(stderr,
+            "tcp_fanout: %" PRIu64 " messages to %u consumers, %" PRIu64 " bytes out, cpu %.3f s\n",
             r.messages, ncons, r.bytes_out, cpu);
     if (o.json)
         printf("{\"tool\": \"tcp_fanout\", \"consumers\": %u, \"messages\": %" PRIu64
