@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Helpers of the benchmark harness (tests/bench/run.sh): the namespace topology, process
 # bookkeeping, readiness waits and the per-process counters the figures come from.
 # Source it after setting TAG (unique per run); every name created carries TAG.
@@ -63,7 +64,7 @@ topo_up() {
   for ((i = 1; i <= nc; i++)); do
     topo_add_host "$(ns_cons "$i")" "$(cons_addr "$i")" "c$i"
   done
-  BENCH_NCONS=$nc
+
 }
 
 # Kills what this run started (by pid) and removes its namespaces. Safe to call twice.

@@ -41,6 +41,8 @@ def fmt_num(v, unit=""):
     if v is None:
         return "—"
     a = abs(v)
+    if a < 1e4 and float(v).is_integer():
+        return (f"{int(v)}{unit}").strip()
     if a >= 1e6:
         s = f"{v / 1e6:.2f} M"
     elif a >= 1e4:
@@ -181,10 +183,16 @@ class Report:
             if v["system"] != "gateway" or v["params"].get("budget") != 1400:
                 continue
             gs, gk = v["ratio_msgs_vs_socat"], v["ratio_dgrams_vs_kernel"]
+            cpu = (f"the gateway spent {fmt_num(get(v, 'cpu_ns_per_msg', 'median'))} ns of CPU per message "
+                   f"(backend {'/'.join(v['backend']) or '?'})")
             self.target(f"throughput {case} ≥ socat relay's msg rate", gs, 1.0,
-                        f"{fmt_num(get(v, 'msgs_per_s', 'median'))} vs socat {fmt_num(get(base('socat', 1400) or {}, 'msgs_per_s', 'median'))} msg/s")
+                        f"{fmt_num(get(v, 'msgs_per_s', 'median'))} vs socat {fmt_num(get(base('socat', 1400) or {}, 'msgs_per_s', 'median'))} msg/s",
+                        f"{cpu}, parsing and re-framing every message, where socat moves 1400 unparsed bytes per "
+                        f"read and send; " + self.machine_why())
             self.target(f"throughput {case} ≥ 60 % of the kernel blaster's datagram rate", gk, 0.6,
-                        f"{fmt_num(get(v, 'dgrams_per_s', 'median'))} vs {fmt_num(get(base('kernel', 1400) or {}, 'dgrams_per_s', 'median'))} dgram/s")
+                        f"{fmt_num(get(v, 'dgrams_per_s', 'median'))} vs {fmt_num(get(base('kernel', 1400) or {}, 'dgrams_per_s', 'median'))} dgram/s",
+                        f"{cpu}; its input also crosses a TCP hop and a publisher process that the blaster's "
+                        f"prebuilt datagrams do not; " + self.machine_why())
         if not any(v["system"] == "gateway" for v in res.values()):
             self.target("throughput gateway ≥ socat and ≥ 60 % of kernel", None, None, "gateway not measured")
         self.thr_res = res
@@ -251,16 +259,27 @@ plot "{dat}" using 0:2:3:4:(0.7):5:xtic(1) with boxerrorbars lc rgb variable not
             self.md.append("")
             p99 = get(res, "100000", "gateway", "arrival_to_send_us", "p99_le_us")
             if p99:
+                mean = get(res, "100000", "gateway", "arrival_to_send_us", "mean_us")
+                p50 = get(res, "100000", "gateway", "arrival_to_send_us", "p50_le_us")
                 self.target("gateway arrival→send p99 < 50 µs at 100 k msg/s (issue 4)",
                             50.0 / p99["median"] if p99["median"] else None, 1.0,
-                            f"p99 ≤ {fmt_num(p99['median'])} µs (ratio = 50 µs / p99)")
+                            f"p99 ≤ {fmt_num(p99['median'])} µs (ratio = 50 µs / p99)",
+                            f"inside the gateway p50 ≤ {fmt_num(get(p50 or {}, 'median'))} µs, mean "
+                            f"{fmt_num(get(mean or {}, 'median'))} µs: a minority of slow loop iterations makes the tail; "
+                            + self.machine_why())
         for rate, systems in res.items():
             self.plot_latency(rate, systems)
         r100 = res.get("100000", {})
         g, s = get(r100, "gateway", "latency_us", "p99"), get(r100, "socat", "latency_us", "p99")
         if g and s:
+            d = get(r100, "direct", "latency_us", "p99")
+            g50, s50 = get(r100, "gateway", "latency_us", "p50"), get(r100, "socat", "latency_us", "p50")
+            why = (f"even direct multicast with no gateway and no TCP had p99 {fmt_num(get(d or {}, 'median'))} µs in "
+                   f"this run, so p99 here measures scheduling delays more than the systems; at p50 the gateway "
+                   f"had {fmt_num(get(g50 or {}, 'median'))} µs against socat's {fmt_num(get(s50 or {}, 'median'))} µs; "
+                   + self.machine_why())
             self.target("latency p99 at 100 k msg/s ≤ 1/5 of socat's", s["median"] / g["median"] if g["median"] else None,
-                        5.0, f"gateway p99 {fmt_num(g['median'])} µs vs socat {fmt_num(s['median'])} µs")
+                        5.0, f"gateway p99 {fmt_num(g['median'])} µs vs socat {fmt_num(s['median'])} µs", why)
         else:
             self.target("latency p99 at 100 k msg/s ≤ 1/5 of socat's", None, None, "gateway or socat not measured")
 
@@ -333,12 +352,29 @@ plot {", ".join(plots)}
         claims = []
         for n, v in res.items():
             m, t = get(v, "multicast", "slowest_p50_us"), get(v, "tcp", "slowest_p50_us")
-            if m and t and m["median"]:
-                claims.append(f"N={n}: TCP/multicast p50 = {t['median'] / m['median']:.2f}×")
+            if not (m and t and m["median"]):
+                continue
+            x = t["median"] / m["median"]
+            if x >= 15:
+                verdict = "holds (TCP at least 15× slower)"
+            elif x >= 10:
+                verdict = "holds in kind (TCP over 10× slower, under the claimed 15×)"
+            elif x > 1.2:
+                verdict = f"multicast is faster, but by {x:.1f}×, not 15×"
+            elif x >= 0.8:
+                verdict = "does not hold: TCP about as fast"
+            else:
+                verdict = "does not hold: TCP faster"
+            claims.append(dict(n=int(n), tcp_over_multicast_p50=x, multicast_p50_us=m["median"],
+                               tcp_p50_us=t["median"], verdict=verdict))
         self.summary["fanout_claim"] = claims
         if claims:
-            self.md.append("Seed's claim (multicast 0.4 ms vs TCP 6 ms, 15×), slowest consumer's p50 here: "
-                           + "; ".join(claims) + ".\n")
+            self.md.append("The seed's claim (multicast 0.4 ms against TCP 6 ms, 15×), as the slowest consumer's "
+                           "p50 in this run:\n")
+            self.md.append(table(["N", "multicast p50 (µs)", "TCP p50 (µs)", "TCP ÷ multicast", "verdict"],
+                                 [[c["n"], fmt_num(c["multicast_p50_us"]), fmt_num(c["tcp_p50_us"]),
+                                   f"{c['tcp_over_multicast_p50']:.2f}×", c["verdict"]] for c in claims]))
+            self.md.append("")
 
     def plot_fanout(self, res):
         series = defaultdict(list)
@@ -439,15 +475,23 @@ plot {", ".join(plots)}
         ok = rates.get(picked[0], 0) / rates[faster] if rates[faster] else None
         self.target("`auto` picks the faster egress backend (1400 B, 1 publisher; ≥ 0.95 of the faster)", ok, 0.95,
                     f"auto picked {picked[0]}; io_uring {fmt_num(rates.get('io_uring'))}, "
-                    f"sendmmsg {fmt_num(rates.get('sendmmsg'))} msg/s")
+                    f"sendmmsg {fmt_num(rates.get('sendmmsg'))} msg/s",
+                    f"`auto` chose {picked[0]}, which delivered {ok:.2f}× the rate of {faster} on this machine"
+                    if ok is not None else None)
 
     # ------------------------------------------------------------------ helpers
-    def target(self, name, value, threshold, detail):
+    def target(self, name, value, threshold, detail, why=None):
         if value is None or threshold is None:
             verdict = "not measured"
         else:
             verdict = "met" if value >= threshold else "MISSED"
-        self.targets.append(dict(target=name, value=value, threshold=threshold, verdict=verdict, detail=detail))
+        self.targets.append(dict(target=name, value=value, threshold=threshold, verdict=verdict, detail=detail,
+                                 why=why))
+
+    def machine_why(self):
+        m = self.machine
+        return (f"publisher, system under test, consumer and bridge share {m.get('cores')} vCPUs "
+                f"(load average {m.get('loadavg_start')} at start)")
 
     def gnuplot(self, png, body, size="1000,600"):
         path = os.path.join(self.out, png)
@@ -470,9 +514,15 @@ plot {", ".join(plots)}
         tail = ["## Targets (issue 7)\n", table(["target", "verdict", "measured ratio", "needed", "basis"], tgt), ""]
         if self.missing:
             tail += ["Not measured in this run: " + "; ".join(self.missing) + ".", ""]
-        missed = [t["target"] for t in self.targets if t["verdict"] == "MISSED"]
-        tail.append("Closing note: " + (("missed: " + "; ".join(missed) + ". See docs/BENCHMARKS.md for why.")
-                                        if missed else "no measured target was missed.") + "\n")
+        missed = [t for t in self.targets if t["verdict"] == "MISSED"]
+        met = [t for t in self.targets if t["verdict"] == "met"]
+        unmeasured = [t for t in self.targets if t["verdict"] == "not measured"]
+        tail.append(f"Closing note: {len(met)} targets met, {len(missed)} missed, {len(unmeasured)} not measured."
+                    + (" Missed, and why (from this run's own figures):\n" if missed else "\n"))
+        for t in missed:
+            tail.append(f"- {t['target']}: {t['detail']}" + (f" — {t['why']}." if t.get("why") else "."))
+        if missed:
+            tail.append("")
         pngs = sorted(p for p in os.listdir(self.out) if p.endswith(".png"))
         tail.append("Plots: " + ", ".join(pngs) + "\n")
         with open(os.path.join(self.out, "results.md"), "w") as f:

@@ -8,7 +8,7 @@
 # Usage: tests/bench/run.sh [--quick | --smoke] [--out DIR] [--build DIR] [--reps N]
 #                           [--only SECTIONS]
 #   --quick   smaller loads (under ~3 minutes); --smoke: seconds, one repetition (CTest)
-#   --out     results folder (default: bench-results/<UTC timestamp>)
+#   --out     results folder (default: results/bench-<UTC timestamp>, git-ignored)
 #   --build   release build dir with the binaries (default: build-bench, built if missing)
 #   --only    comma list of: throughput,latency,fanout,ipam,consumer
 # Prints the machine and the Markdown tables; writes results.md, results.json, raw.jsonl and
@@ -71,9 +71,8 @@ if [ ! -x "$build/tests/bench/blaster" ]; then
 fi
 B=$build/tests/bench
 GATEWAY=$build/gateway/mdcast-gateway
-TAP=$build/feedhandler/tools/mdfeed-tap
 
-out=${out:-$src/bench-results/$(date -u +%Y%m%dT%H%M%SZ)}
+out=${out:-$src/results/bench-$(date -u +%Y%m%dT%H%M%SZ)}
 mkdir -p "$out/logs"
 out=$(cd "$out" && pwd)
 RAW=$out/raw.jsonl
@@ -425,19 +424,20 @@ section_fanout() {
 # ---------------------------------------------------------------------------------------------
 # 4. and 5.: the other engineers' benchmarks, called as they ship them; their last JSON line is
 # recorded as is and summarised by report.py.
-section_external() { # SECTION SCRIPT [ARGS...]
-  local section=$1 script=$2
+section_external() { # SECTION PROGRAM [ARGS...]: PROGRAM is a script (run with bash) or a binary
+  local section=$1 prog=$2
   shift 2
-  if [ ! -f "$script" ]; then
-    note "$section: $script not present"
-    record "$section" external missing '{}' 0 "{\"missing\": \"$(basename "$script") not present\"}"
+  if [ ! -e "$prog" ]; then
+    note "$section: $prog not present"
+    record "$section" external missing '{}' 0 "{\"missing\": \"$(basename "$prog") not present\"}"
     return 0
   fi
-  note "$section: $(basename "$script")"
-  local rc=0 log=$out/logs/$section.out
+  note "$section: $(basename "$prog")"
+  local rc=0 log=$out/logs/$section.out runner=()
+  case "$prog" in *.sh) runner=(bash) ;; esac
   MDCAST_BUILD_DIR=$build MDCAST_SOURCE_DIR=$src BENCH_REPS=$reps BENCH_MODE=$mode \
-    timeout 600 bash "$script" "$@" >"$log" 2>"$out/logs/$section.err" || rc=$?
-  record "$section" external "$(basename "$script")" "{\"exit\": $rc}" 0 "$(json_or_null "$log")"
+    timeout 600 "${runner[@]}" "$prog" "$@" >"$log" 2>"$out/logs/$section.err" || rc=$?
+  record "$section" external "$(basename "$prog")" "{\"exit\": $rc}" 0 "$(json_or_null "$log")"
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -452,7 +452,10 @@ want fanout && section_fanout
 topo_down
 if [ "$mode" != smoke ]; then
   want ipam && section_external ipam "$here/ipam_bench.sh"
-  want consumer && section_external consumer "$here/consumer_bench.sh"
+  # libmdfeed's owner ships the consumer benchmark as a program built into tests/ (or a script).
+  consumer_prog=$build/tests/consumer_bench
+  [ -x "$consumer_prog" ] || consumer_prog=$here/consumer_bench.sh
+  want consumer && section_external consumer "$consumer_prog"
 fi
 python3 "$here/report.py" --raw "$RAW" --machine "$out/machine.json" --out "$out"
 cat "$out/results.md"
