@@ -425,7 +425,7 @@ plot {", ".join(plots)}
             start = [v for w, v in vals if w == "start"]
             after = [v for w, v in vals if w != "start"]
             res[case] = dict(start_kb=start, after_kb=after)
-            out.append([case, ", ".join(fmt_num(v / 1024, " MiB") for v in start),
+            out.append([case, fmt(stat([v / 1024 for v in start]), " MiB"),
                         fmt_num(max(after) / 1024, " MiB") if after else "—",
                         fmt_num(after[-1] / 1024, " MiB") if after else "—", len(after)])
         self.summary["memory"] = res

@@ -278,23 +278,25 @@ thr_gateway() { # IO BUDGET PUBS REP
   gw_rss_after "$io $budget" "{\"io\": \"$io\", \"budget\": $budget, \"when\": \"after throughput ${pubs}p rep $rep\"}"
 }
 
+# Repetitions are interleaved (every system once per round) so a drift in the machine's load
+# hits all systems alike instead of biasing whichever ran last.
 section_throughput() {
   local b r io p
-  note "throughput: kernel blaster"
-  for b in "${THR_BUDGETS[@]}"; do for ((r = 1; r <= reps; r++)); do thr_kernel "$b" "$r"; done; done
-  note "throughput: socat relay"
-  for b in "${THR_BUDGETS[@]}"; do for ((r = 1; r <= reps; r++)); do thr_socat "$b" "$r"; done; done
-  if [ ! -x "$GATEWAY" ]; then
+  [ -x "$GATEWAY" ] || {
     note "throughput: $GATEWAY not built: gateway rows missing"
     record throughput gateway missing '{}' 0 '{"missing": "mdcast-gateway not built"}'
-    return 0
-  fi
-  for io in "${THR_IOS[@]}"; do
-    for b in "${THR_BUDGETS[@]}"; do
-      note "throughput: gateway io=$io budget=$b"
-      gw_start "$io" "$b" || continue
-      for p in "${THR_PUBS[@]}"; do for ((r = 1; r <= reps; r++)); do thr_gateway "$io" "$b" "$p" "$r"; done; done
-      gw_stop
+  }
+  for ((r = 1; r <= reps; r++)); do
+    note "throughput round $r/$reps: kernel blaster, socat relay, gateway"
+    for b in "${THR_BUDGETS[@]}"; do thr_kernel "$b" "$r"; done
+    for b in "${THR_BUDGETS[@]}"; do thr_socat "$b" "$r"; done
+    [ -x "$GATEWAY" ] || continue
+    for io in "${THR_IOS[@]}"; do
+      for b in "${THR_BUDGETS[@]}"; do
+        gw_start "$io" "$b" || continue
+        for p in "${THR_PUBS[@]}"; do thr_gateway "$io" "$b" "$p" "$r"; done
+        gw_stop
+      done
     done
   done
 }
