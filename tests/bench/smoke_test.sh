@@ -36,6 +36,10 @@ for png in throughput.png latency_10000.png fanout.png; do
   [ -s "$out/$png" ] || fail "$png not written"
   [ "$(head -c 8 "$out/$png" | od -An -tx1 | tr -d ' \n')" = 89504e470d0a1a0a ] || fail "$png is not a PNG"
 done
+# In the sanitizer build the tools' stderr would carry any ASan/UBSan report.
+if grep -l -E 'AddressSanitizer|LeakSanitizer|runtime error:' "$out"/logs/*.err 2>/dev/null; then
+  fail "a sanitizer reported an error in a benchmark tool (files above)"
+fi
 if ip netns list | grep -q "^$tag-"; then
   fail "namespaces left behind: $(ip netns list | grep "^$tag-" | tr '\n' ' ')"
 fi
