@@ -182,7 +182,10 @@ struct gw_egress {
     void *data;
     uint64_t retries;
     uint64_t errors;
-    bool uring_refused; /* io_uring wanted (auto) but refused: fell back */
+    uint64_t now_ns;    /* completion time of the batch being reaped (one clock read) */
+    bool uring_refused; /* io_uring wanted but refused: fell back */
+    bool probing;       /* start-up probe: completions are not counted */
+    double probe_ns[2]; /* auto's probe: median ns per datagram, [0] io_uring, [1] sendmmsg */
 };
 
 extern const gw_egress_ops_t gw_egress_uring_ops;

@@ -134,6 +134,14 @@ static void render_egress(sbuf_t *b, const gw_t *gw)
     help(b, "mdcast_egress_uring_fallback", "gauge",
          "1 when io_uring was wanted but refused and egress fell back to sendmmsg.");
     sb_printf(b, "mdcast_egress_uring_fallback %d\n", gw->egress.uring_refused ? 1 : 0);
+    if (gw->egress.probe_ns[0] > 0) {
+        help(b, "mdcast_egress_probe_seconds_per_datagram", "gauge",
+             "io=auto start-up probe: median send time per datagram, by backend.");
+        sb_printf(b, "mdcast_egress_probe_seconds_per_datagram{backend=\"io_uring\"} %.9g\n",
+                  gw->egress.probe_ns[0] / 1e9);
+        sb_printf(b, "mdcast_egress_probe_seconds_per_datagram{backend=\"sendmmsg\"} %.9g\n",
+                  gw->egress.probe_ns[1] / 1e9);
+    }
     help(b, "mdcast_send_retries_total", "counter", "Sends retried (ENOBUFS, EAGAIN, short).");
     sb_printf(b, "mdcast_send_retries_total %llu\n", (unsigned long long)gw_metrics.send_retries);
     help(b, "mdcast_send_errors_total", "counter", "Sends that failed for good.");
