@@ -267,8 +267,8 @@ int gw_egress_init(gw_egress_t *eg, uv_loop_t *loop, const gw_config_t *cfg, gw_
         gw_log(GW_LOG_ERROR, "egress backend %s failed to start", eg->ops->name);
         goto fail;
     }
-    gw_log(GW_LOG_INFO, "egress backend %s (io=%s), %u sockets", eg->ops->name,
-           gw_io_name(cfg->io), eg->nfds);
+    gw_log(GW_LOG_INFO, "egress backend %s (io=%s), %u sockets", eg->ops->name, gw_io_name(cfg->io),
+           eg->nfds);
     return 0;
 fail:
     eg->ops = NULL;
@@ -310,8 +310,8 @@ void gw_egress_complete(gw_egress_t *eg, const gw_send_t *send, int res)
         eg->errors++;
         gw_metrics.send_errors++;
         if (eg->errors < 10 || eg->errors % 10000 == 0)
-            gw_log(GW_LOG_ERROR, "send on socket %u failed: %s (%llu errors so far)",
-                   send->sock, strerror(-res), (unsigned long long)eg->errors);
+            gw_log(GW_LOG_ERROR, "send on socket %u failed: %s (%llu errors so far)", send->sock,
+                   strerror(-res), (unsigned long long)eg->errors);
     }
     if (eg->on_sent)
         eg->on_sent(eg->data, send, res, now);

@@ -125,9 +125,9 @@ typedef struct gw_packet {
     uint8_t *buf;
     uint32_t len;
     uint32_t refs;
-    uint16_t count;             /* messages in it (0 for heartbeats and end of session) */
-    int channel;                /* index of its channel */
-    uint64_t first_arrival_ns;  /* arrival of its first message (uv_hrtime) */
+    uint16_t count;            /* messages in it (0 for heartbeats and end of session) */
+    int channel;               /* index of its channel */
+    uint64_t first_arrival_ns; /* arrival of its first message (uv_hrtime) */
     struct gw_packet *next_free;
 } gw_packet_t;
 
@@ -239,8 +239,8 @@ int gw_packetizer_init(gw_packetizer_t *pz, gw_pool_t *pool, const gw_config_t *
 void gw_packetizer_close(gw_packetizer_t *pz);
 /* Appends message `seq` of channel `ch`. Returns 0, MDFEED_ETOOBIG, or -ENOBUFS when no
  * buffer could be had. */
-int gw_packetizer_append(gw_packetizer_t *pz, int ch, uint64_t seq, const void *msg,
-                         size_t len, uint64_t arrival_ns);
+int gw_packetizer_append(gw_packetizer_t *pz, int ch, uint64_t seq, const void *msg, size_t len,
+                         uint64_t arrival_ns);
 /* Closes every open packet and queues it on each line. Returns the number of packets. */
 unsigned gw_packetizer_close_open(gw_packetizer_t *pz);
 /* Queues a bare header (heartbeat: count 0, end of session: 0xFFFF) on each line of `ch`. */

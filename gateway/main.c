@@ -46,8 +46,7 @@ static void on_check(uv_check_t *h)
 
 static void send_headers(gw_t *gw, int ch, uint16_t count)
 {
-    gw_packetizer_header(&gw->pz, ch, gw->cfg.channels[ch].session, gw->chans[ch].next_seq,
-                         count);
+    gw_packetizer_header(&gw->pz, ch, gw->cfg.channels[ch].session, gw->chans[ch].next_seq, count);
 }
 
 /* MoldUDP64 heartbeats on every line of a channel without data for mold_heartbeat_ms. */
@@ -174,11 +173,21 @@ int main(int argc, char **argv)
     int o;
     while ((o = getopt_long(argc, argv, "c:l:h", opts, NULL)) != -1) {
         switch (o) {
-        case 'c': path = optarg; break;
-        case 'k': check = true; break;
-        case 'l': level = optarg; break;
-        case 'h': usage(stdout); return 0;
-        default: usage(stderr); return 2;
+        case 'c':
+            path = optarg;
+            break;
+        case 'k':
+            check = true;
+            break;
+        case 'l':
+            level = optarg;
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
         }
     }
     if (!path || optind != argc) {

@@ -10,7 +10,7 @@
 #include <string.h>
 
 gw_metrics_t gw_metrics;
-const double gw_lat_bounds_us[GW_LAT_BUCKETS] = {1,  2,  5,   10,  20,  30,   40,   50,
+const double gw_lat_bounds_us[GW_LAT_BUCKETS] = {1,  2,   5,   10,  20,   30,   40,   50,
                                                  75, 100, 200, 500, 1000, 2000, 5000, 10000};
 const unsigned gw_flush_bounds[GW_FLUSH_BUCKETS] = {1, 2, 4, 8, 16, 32, 64, 128, 256, 512};
 
@@ -91,7 +91,8 @@ static void render_ingress(sbuf_t *b, const gw_t *gw)
         sb_printf(b, "mdcast_messages_in_total{publisher=\"%s\",channel=\"%s\"} %llu\n",
                   cfg->users[u].username, cfg->channels[cfg->users[u].channel].name,
                   (unsigned long long)gw_metrics.messages_in[u]);
-    help(b, "mdcast_bytes_in_total", "counter", "Message bytes received, by publisher and channel.");
+    help(b, "mdcast_bytes_in_total", "counter",
+         "Message bytes received, by publisher and channel.");
     for (int u = 0; u < cfg->nusers; u++)
         sb_printf(b, "mdcast_bytes_in_total{publisher=\"%s\",channel=\"%s\"} %llu\n",
                   cfg->users[u].username, cfg->channels[cfg->users[u].channel].name,
@@ -322,8 +323,7 @@ static void on_http_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
     if (strstr(c->req, "\r\n\r\n") || strstr(c->req, "\n\n"))
         route(c);
     else if (c->len >= HTTP_MAX_REQUEST - 1)
-        respond(c, 431, "Request Header Fields Too Large", "text/plain", "too large\n", 10,
-                false);
+        respond(c, 431, "Request Header Fields Too Large", "text/plain", "too large\n", 10, false);
 }
 
 static void on_http_connection(uv_stream_t *server, int status)

@@ -58,8 +58,8 @@ static bucket_t *find_bucket(gw_retransmit_t *rt, const gw_config_t *cfg, uint32
 }
 
 /* Sends messages [seq, seq + count) from the store; returns how many went out. */
-static uint32_t answer(gw_retransmit_t *rt, rt_sock_t *s, const struct sockaddr *to,
-                       uint64_t seq, uint32_t count)
+static uint32_t answer(gw_retransmit_t *rt, rt_sock_t *s, const struct sockaddr *to, uint64_t seq,
+                       uint32_t count)
 {
     gw_t *gw = s->gw;
     const gw_store_t *st = &gw->chans[s->ch].store;

@@ -301,9 +301,9 @@ static int run_blast(void)
 int main(int argc, char **argv)
 {
     static const struct option lo[] = {
-        {"connect", 1, NULL, 'c'}, {"group", 1, NULL, 'g'}, {"ifaddr", 1, NULL, 'i'},
-        {"count", 1, NULL, 'n'},   {"size", 1, NULL, 's'},  {"rate", 1, NULL, 'r'},
-        {"budget", 1, NULL, 'b'},  {"raw", 0, NULL, 'w'},   {"user", 1, NULL, 'u'},
+        {"connect", 1, NULL, 'c'}, {"group", 1, NULL, 'g'},   {"ifaddr", 1, NULL, 'i'},
+        {"count", 1, NULL, 'n'},   {"size", 1, NULL, 's'},    {"rate", 1, NULL, 'r'},
+        {"budget", 1, NULL, 'b'},  {"raw", 0, NULL, 'w'},     {"user", 1, NULL, 'u'},
         {"pass", 1, NULL, 'p'},    {"idle-ms", 1, NULL, 'I'}, {NULL, 0, NULL, 0}};
     if (argc < 2) {
         fprintf(stderr, "usage: gateway_bench_tool pub|rx|blast [options]\n");
@@ -314,18 +314,41 @@ int main(int argc, char **argv)
     int o;
     while ((o = getopt_long(argc, argv, "", lo, NULL)) != -1) {
         switch (o) {
-        case 'c': opt.connect = optarg; break;
-        case 'g': opt.group = optarg; break;
-        case 'i': opt.ifaddr = optarg; break;
-        case 'n': opt.count = atol(optarg); break;
-        case 's': opt.size = atol(optarg); break;
-        case 'r': opt.rate = atol(optarg); break;
-        case 'b': opt.budget = atol(optarg); break;
-        case 'w': opt.raw = true; break;
-        case 'u': opt.user = optarg; break;
-        case 'p': opt.pass = optarg; break;
-        case 'I': opt.idle_ms = atol(optarg); break;
-        default: return 2;
+        case 'c':
+            opt.connect = optarg;
+            break;
+        case 'g':
+            opt.group = optarg;
+            break;
+        case 'i':
+            opt.ifaddr = optarg;
+            break;
+        case 'n':
+            opt.count = atol(optarg);
+            break;
+        case 's':
+            opt.size = atol(optarg);
+            break;
+        case 'r':
+            opt.rate = atol(optarg);
+            break;
+        case 'b':
+            opt.budget = atol(optarg);
+            break;
+        case 'w':
+            opt.raw = true;
+            break;
+        case 'u':
+            opt.user = optarg;
+            break;
+        case 'p':
+            opt.pass = optarg;
+            break;
+        case 'I':
+            opt.idle_ms = atol(optarg);
+            break;
+        default:
+            return 2;
         }
     }
     if (opt.count <= 0 || opt.size < 0 || opt.size > 200 || opt.budget < 64 ||
