@@ -72,6 +72,31 @@ void gw_check_igmp_version(const char *ifname)
                ifname, buf[0]);
 }
 
+/* Datagrams are sent with DF set (IP_PMTUDISC_DO): the TGW drops fragments. A budget that
+ * does not fit the interface's MTU would make every full packet fail with EMSGSIZE, so that
+ * is refused at start. Returns 0, or -1 (logged). */
+int gw_check_mtu(const char *ifname, uint32_t budget)
+{
+    char path[128], buf[32] = "";
+    snprintf(path, sizeof(path), "/sys/class/net/%s/mtu", ifname);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    ssize_t n = fd >= 0 ? read(fd, buf, sizeof(buf) - 1) : -1;
+    if (fd >= 0)
+        close(fd);
+    if (n <= 0)
+        return 0; /* unknown: nothing to check against */
+    buf[n] = '\0';
+    long mtu = strtol(buf, NULL, 10);
+    /* 20 bytes of IPv4 header and 8 of UDP header on top of the payload. */
+    if (mtu > 0 && (long)budget + 28 > mtu) {
+        gw_log(GW_LOG_ERROR,
+               "egress.payload_budget %u + 28 bytes of IP/UDP headers exceeds the MTU %ld of %s",
+               budget, mtu, ifname);
+        return -1;
+    }
+    return 0;
+}
+
 static int open_line(const gw_config_t *cfg, unsigned ifindex, const struct sockaddr_in *grp)
 {
     int fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);

@@ -349,5 +349,6 @@ bool gw_ready(const gw_t *gw);
 int gw_egress_ifname(const gw_config_t *cfg, char out[IF_NAMESIZE]);
 bool gw_iface_has_addr(const char *ifname, const struct in_addr *want);
 void gw_check_igmp_version(const char *ifname);
+int gw_check_mtu(const char *ifname, uint32_t budget);
 
 #endif /* GW_GATEWAY_H */

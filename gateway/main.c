@@ -92,10 +92,7 @@ static void shutdown_gateway(gw_t *gw)
     }
     gw_retransmit_stop(gw);
     gw_http_stop(gw);
-    uv_close((uv_handle_t *)&gw->flush_check, NULL);
-    uv_close((uv_handle_t *)&gw->hb_timer, NULL);
-    uv_close((uv_handle_t *)&gw->sigterm, NULL);
-    uv_close((uv_handle_t *)&gw->sigint, NULL);
+    /* Whatever start() got to initialise (a failed start stops half way). */
     uv_walk(gw->loop, close_walk_cb, NULL); /* metrics connections still open */
 }
 
@@ -133,6 +130,8 @@ static int start(gw_t *gw)
         return -1;
     }
     gw_check_igmp_version(gw->egress_ifname);
+    if (gw_check_mtu(gw->egress_ifname, cfg->payload_budget) != 0)
+        return -1;
     if (gw_egress_init(&gw->egress, gw->loop, cfg, &gw->pool, NULL, gw) != 0)
         return -1;
     gw->egress_ready = true;

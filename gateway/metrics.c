@@ -209,20 +209,25 @@ bool gw_ready(const gw_t *gw)
 /* ---------------------------------------------------------------- HTTP */
 #define HTTP_MAX_REQUEST 8192
 
+typedef struct http_conn http_conn_t;
+
 struct gw_http {
     uv_tcp_t server;
     gw_t *gw;
+    http_conn_t *conns; /* open connections, closed by gw_http_stop() */
 };
 
-typedef struct {
+struct http_conn {
     uv_tcp_t tcp;
     gw_t *gw;
+    gw_http_t *http;
+    http_conn_t *prev, *next;
     size_t len;
     bool answered;
     uv_write_t wreq;
     char *resp;
     char req[HTTP_MAX_REQUEST];
-} http_conn_t;
+};
 
 static void on_http_closed(uv_handle_t *h)
 {
@@ -231,11 +236,25 @@ static void on_http_closed(uv_handle_t *h)
     free(c);
 }
 
+/* Unlinks and closes; safe to call twice. */
+static void http_close(http_conn_t *c)
+{
+    if (uv_is_closing((uv_handle_t *)&c->tcp))
+        return;
+    if (c->prev)
+        c->prev->next = c->next;
+    else if (c->http)
+        c->http->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    c->prev = c->next = NULL;
+    uv_close((uv_handle_t *)&c->tcp, on_http_closed);
+}
+
 static void on_http_written(uv_write_t *w, int status)
 {
     (void)status;
-    http_conn_t *c = w->data;
-    uv_close((uv_handle_t *)&c->tcp, on_http_closed);
+    http_close(w->data);
 }
 
 static void respond(http_conn_t *c, int code, const char *reason, const char *ctype,
@@ -251,7 +270,7 @@ static void respond(http_conn_t *c, int code, const char *reason, const char *ct
     c->answered = true;
     uv_read_stop((uv_stream_t *)&c->tcp);
     if (!c->resp) {
-        uv_close((uv_handle_t *)&c->tcp, on_http_closed);
+        http_close(c);
         return;
     }
     memcpy(c->resp, hdr, (size_t)hl);
@@ -260,7 +279,7 @@ static void respond(http_conn_t *c, int code, const char *reason, const char *ct
     uv_buf_t b = uv_buf_init(c->resp, (unsigned)total);
     c->wreq.data = c;
     if (uv_write(&c->wreq, (uv_stream_t *)&c->tcp, &b, 1, on_http_written) != 0)
-        uv_close((uv_handle_t *)&c->tcp, on_http_closed);
+        http_close(c);
 }
 
 static void route(http_conn_t *c)
@@ -315,7 +334,7 @@ static void on_http_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
         return;
     if (n < 0) {
         uv_read_stop(s);
-        uv_close((uv_handle_t *)&c->tcp, on_http_closed);
+        http_close(c);
         return;
     }
     c->len += (size_t)n;
@@ -335,10 +354,15 @@ static void on_http_connection(uv_stream_t *server, int status)
     if (!c)
         return;
     c->gw = h->gw;
+    c->http = h;
     uv_tcp_init(h->gw->loop, &c->tcp);
     c->tcp.data = c;
+    c->next = h->conns;
+    if (h->conns)
+        h->conns->prev = c;
+    h->conns = c;
     if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0) {
-        uv_close((uv_handle_t *)&c->tcp, on_http_closed);
+        http_close(c);
         return;
     }
     uv_read_start((uv_stream_t *)&c->tcp, on_http_alloc, on_http_read);
@@ -376,6 +400,8 @@ void gw_http_stop(gw_t *gw)
 {
     if (!gw->http)
         return;
+    while (gw->http->conns)
+        http_close(gw->http->conns);
     uv_close((uv_handle_t *)&gw->http->server, free_http);
     gw->http = NULL;
 }

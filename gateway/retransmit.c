@@ -133,7 +133,7 @@ static void handle_request(gw_retransmit_t *rt, rt_sock_t *s, const uint8_t *dat
     if ((double)want > bk->tokens)
         want = (uint64_t)bk->tokens;
     uint32_t sent = answer(rt, s, from, first, (uint32_t)want);
-    bk->tokens -= sent;
+    bk->tokens -= sent ? sent : 1; /* even an empty answer costs: requests are work too */
     gw_metrics.rr_served[ch]++;
     gw_metrics.rr_messages[ch] += sent;
 }
