@@ -317,6 +317,7 @@ typedef struct gw {
     uv_timer_t hb_timer;
     uv_signal_t sigterm, sigint;
     bool stopping;
+    bool started; /* start() completed: shutdown sends the end of session */
     bool egress_ready;
     char egress_ifname[IF_NAMESIZE]; /* resolved egress interface */
 } gw_t;

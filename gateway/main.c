@@ -80,7 +80,9 @@ static void shutdown_gateway(gw_t *gw)
     gw->stopping = true;
     gw_log(GW_LOG_INFO, "shutting down: stopping ingress, flushing, sending end of session");
     gw_ingress_stop(gw);
-    if (gw->egress.ops) {
+    if (gw->egress.ops && gw->started) {
+        /* Only a gateway that ran ends the session: one that failed to start must not tell
+         * receivers of another instance on the same groups that the session is over. */
         gw_flush(gw);
         /* End of session a few times: a receiver that misses one still learns the end. */
         for (uint32_t r = 0; r < gw->cfg.end_of_session_repeats; r++)
@@ -88,8 +90,9 @@ static void shutdown_gateway(gw_t *gw)
                 send_headers(gw, ch, MDFEED_MOLD_COUNT_END);
         if (gw->pz.npending)
             pz_submit(&gw->pz);
-        gw_egress_close(&gw->egress);
     }
+    if (gw->egress.ops)
+        gw_egress_close(&gw->egress);
     gw_retransmit_stop(gw);
     gw_http_stop(gw);
     /* Whatever start() got to initialise (a failed start stops half way). */
@@ -149,6 +152,7 @@ static int start(gw_t *gw)
     gw->sigterm.data = gw->sigint.data = gw;
     uv_signal_start(&gw->sigterm, on_signal, SIGTERM);
     uv_signal_start(&gw->sigint, on_signal, SIGINT);
+    gw->started = true;
     return 0;
 }
 
