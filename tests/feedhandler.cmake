@@ -12,3 +12,9 @@ add_executable(mold-send integration/feed/mold_send.c)
 target_link_libraries(mold-send PRIVATE mdfeed_static)
 mdcast_add_sh_test(test_feed_cli SCRIPT ${CMAKE_CURRENT_SOURCE_DIR}/integration/feed/test_cli.sh
                    TIMEOUT 180 LABELS integration feed)
+# ITCH file -> mdcast-pub -> mdcast-gateway -> mdfeed-tap, byte-identical (needs the gateway).
+if(TARGET mdcast-gateway)
+  mdcast_add_sh_test(test_feed_gateway_replay
+                     SCRIPT ${CMAKE_CURRENT_SOURCE_DIR}/integration/feed/test_gateway_replay.sh
+                     TIMEOUT 120 LABELS integration feed)
+endif()
