@@ -43,8 +43,7 @@ static void on_warning(void *data, int code, const char *text)
 int main(int argc, char **argv)
 {
     if (argc < 3) {
-        fprintf(stderr, "usage: %s GROUP:PORT INTERFACE [COUNT] [LINE_B] [RETRANSMIT]\n",
-                argv[0]);
+        fprintf(stderr, "usage: %s GROUP:PORT INTERFACE [COUNT] [LINE_B] [RETRANSMIT]\n", argv[0]);
         return 2;
     }
     struct app app = {.want = argc > 3 ? strtoull(argv[3], NULL, 10) : 10};
@@ -54,8 +53,8 @@ int main(int argc, char **argv)
     cfg.interface = argv[2];
     cfg.group_b = argc > 4 ? argv[4] : NULL;
     cfg.retransmit = argc > 5 ? argv[5] : NULL;
-    mdfeed_sub_callbacks_t cbs = {.data = &app, .on_message = on_message, .on_loss = on_loss,
-                                  .on_warning = on_warning};
+    mdfeed_sub_callbacks_t cbs = {
+        .data = &app, .on_message = on_message, .on_loss = on_loss, .on_warning = on_warning};
     mdfeed_sub_t *sub;
     int rc = mdfeed_sub_new(&sub, &cfg, &cbs);
     if (rc) {

@@ -273,8 +273,8 @@ static int open_line(mdfeed_sub_t *sub, int line, const char *group, int ifindex
         warn(sub, MDFEED_WARN_RCVBUF, text);
     }
     /* Binding to the group (not INADDR_ANY) keeps other groups on the same port out. */
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(port),
-                             .sin_addr.s_addr = htonl(addr)};
+    struct sockaddr_in sa = {
+        .sin_family = AF_INET, .sin_port = htons(port), .sin_addr.s_addr = htonl(addr)};
     if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
         return -errno;
     struct ip_mreqn *m = &sub->mreq[line];
@@ -293,8 +293,8 @@ static int open_server(mdfeed_sub_t *sub, const char *spec)
     int rc = mdfeed_addr_parse(spec, &addr, &port);
     if (rc)
         return rc;
-    sub->server = (struct sockaddr_in){.sin_family = AF_INET, .sin_port = htons(port),
-                                       .sin_addr.s_addr = htonl(addr)};
+    sub->server = (struct sockaddr_in){
+        .sin_family = AF_INET, .sin_port = htons(port), .sin_addr.s_addr = htonl(addr)};
     /* Not connected: a server may answer from another socket than the one it listens on. */
     int fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0)
@@ -517,8 +517,8 @@ static inline void deliver(mdfeed_sub_t *sub, uint64_t seq, const uint8_t *msg, 
 {
     sub->st.messages++;
     if (sub->cb.on_message) {
-        mdfeed_msg_t m = {.seq = seq, .data = msg, .len = len, .line = (uint8_t)line,
-                          .rx_ns = rx_ns};
+        mdfeed_msg_t m = {
+            .seq = seq, .data = msg, .len = len, .line = (uint8_t)line, .rx_ns = rx_ns};
         sub->cb.on_message(sub->cb.data, &m);
     }
 }
@@ -731,8 +731,7 @@ static void send_request(mdfeed_sub_t *sub, uint64_t first, uint64_t count)
     sub->st.requests_sent++;
 }
 
-static void mark_range(mdfeed_sub_t *sub, uint64_t first, uint64_t n, uint8_t state,
-                       uint8_t reason)
+static void mark_range(mdfeed_sub_t *sub, uint64_t first, uint64_t n, uint8_t state, uint8_t reason)
 {
     for (uint64_t s = first; s < first + n; s++) {
         slot_t *sl = slot_of(sub, s);
@@ -747,7 +746,10 @@ static bool start_request(mdfeed_sub_t *sub, uint64_t first, uint64_t n, uint64_
         request_t *r = &sub->reqs[i];
         if (r->active)
             continue;
-        *r = (request_t){.active = true, .first = first, .count = n, .remaining = n,
+        *r = (request_t){.active = true,
+                         .first = first,
+                         .count = n,
+                         .remaining = n,
                          .attempts = 1,
                          .deadline = now + (uint64_t)sub->cfg.request_timeout_ms * 1000000u};
         sub->outstanding++;
@@ -824,8 +826,7 @@ static void check_requests(mdfeed_sub_t *sub, uint64_t now)
             continue;
         uint64_t lo = NEVER, hi = 0, missing = 0;
         for (uint64_t s = r->first; s < r->first + r->count; s++) {
-            if (s < sub->next_seq || s > sub->high_seen ||
-                slot_of(sub, s)->state != SLOT_REQUESTED)
+            if (s < sub->next_seq || s > sub->high_seen || slot_of(sub, s)->state != SLOT_REQUESTED)
                 continue;
             lo = s < lo ? s : lo;
             hi = s;
@@ -837,8 +838,8 @@ static void check_requests(mdfeed_sub_t *sub, uint64_t now)
             /* Back off exponentially so a struggling server is not flooded. */
             r->attempts++;
             r->remaining = missing;
-            r->deadline = now + ((uint64_t)sub->cfg.request_timeout_ms * 1000000u
-                                 << (r->attempts - 1));
+            r->deadline =
+                now + ((uint64_t)sub->cfg.request_timeout_ms * 1000000u << (r->attempts - 1));
             send_request(sub, lo, hi - lo + 1);
         } else {
             for (uint64_t s = lo; s <= hi; s++)

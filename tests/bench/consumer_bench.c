@@ -71,8 +71,8 @@ static void raw_open(raw_t *r, bool ts, bool walk)
     int one = 1, big = 64 << 20;
     ASSERT_EQ(setsockopt(r->fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)), 0);
     ASSERT_EQ(setsockopt(r->fd, SOL_SOCKET, SO_RCVBUFFORCE, &big, sizeof(big)), 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(PORT),
-                             .sin_addr.s_addr = htonl(GROUP)};
+    struct sockaddr_in sa = {
+        .sin_family = AF_INET, .sin_port = htons(PORT), .sin_addr.s_addr = htonl(GROUP)};
     ASSERT_EQ(bind(r->fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
     struct ip_mreqn m = {.imr_multiaddr.s_addr = htonl(GROUP),
                          .imr_ifindex = (int)if_nametoindex("lo")};
@@ -187,8 +187,8 @@ int main(int argc, char **argv)
     int one = 1;
     ASSERT_EQ(setsockopt(tx, IPPROTO_IP, IP_MULTICAST_IF, &mi, sizeof(mi)), 0);
     ASSERT_EQ(setsockopt(tx, IPPROTO_IP, IP_MULTICAST_LOOP, &one, sizeof(one)), 0);
-    struct sockaddr_in to = {.sin_family = AF_INET, .sin_port = htons(PORT),
-                             .sin_addr.s_addr = htonl(GROUP)};
+    struct sockaddr_in to = {
+        .sin_family = AF_INET, .sin_port = htons(PORT), .sin_addr.s_addr = htonl(GROUP)};
     char session[10];
     mdfeed_mold_session_set(session, "BENCH");
     uint8_t msg[1000];
@@ -198,7 +198,7 @@ int main(int argc, char **argv)
     double *rawts_rate = calloc((size_t)rounds, sizeof(double));
     double *count_rate = calloc((size_t)rounds, sizeof(double));
     double *sub_rate = calloc((size_t)rounds, sizeof(double));
-    uint8_t (*pkt)[BUDGET] = malloc((size_t)packets * BUDGET);
+    uint8_t(*pkt)[BUDGET] = malloc((size_t)packets * BUDGET);
     size_t *pkt_len = calloc((size_t)packets, sizeof(size_t));
     ASSERT(raw_rate && sub_rate && pkt && pkt_len);
     uint64_t seq = 1, total_msgs = 0;

@@ -137,7 +137,7 @@ start_tap() {
   ip netns exec "$ns" "$TAP" --interface lo --timeout 20 "$@" >"$work/$name.out" \
     2>"$work/$name.err" &
   tap_pid=$!
-  pids+=($tap_pid)
+  pids+=("$tap_pid")
   for _ in $(seq 100); do
     grep -q "^mdfeed-tap: joined" "$work/$name.err" 2>/dev/null && return 0
     sleep 0.05
@@ -167,7 +167,9 @@ unhex "$work/one.out" "$work/one.bin"
 cmp "$work/day.itch" "$work/one.bin" || fail "tap output differs from the file"
 js=$(tail -n1 "$work/one.out")
 [ "$(json_field "$js" received)" = 3000 ] || fail "--json received: $js"
-[ "$(json_field "$js" first_seq)" = 1 ] && [ "$(json_field "$js" last_seq)" = 3000 ] || fail "seq range: $js"
+if [ "$(json_field "$js" first_seq)" != 1 ] || [ "$(json_field "$js" last_seq)" != 3000 ]; then
+  fail "seq range: $js"
+fi
 
 echo "== mdfeed-tap: A and B, each dropping every 3rd packet (different phases)"
 # --start-seq 1: line A drops the very first packet, so a live start would begin at the 2nd.
@@ -186,7 +188,7 @@ echo "== mdfeed-tap: drops recovered through --retransmit"
 start_tap rt --start-seq 1 --group $G --retransmit 127.0.0.1:17003 --format none --count 3000 --json --stats 0.2
 ip netns exec "$ns" "$SEND" --group $G --in "$work/day.itch" --drop-a 5 --retransmit-port 17003 \
   --linger 1000 >/dev/null &
-send_pid=$!; pids+=($send_pid)
+send_pid=$!; pids+=("$send_pid")
 wait_tap; [ "$rc" = 0 ] || fail "retransmit tap exited $rc: $(cat "$work/rt.err")"
 js=$(tail -n1 "$work/rt.out")
 [ "$(json_field "$js" lost)" = 0 ] || fail "retransmit: lost: $js"

@@ -15,6 +15,7 @@ cleanup() {
 trap cleanup EXIT
 
 cmake --install "$B" --prefix "$work/prefix" >/dev/null
+# shellcheck disable=SC2016 # a literal ${prefix} in the .pc file
 libdir=$(sed -n 's/^libdir=\${prefix}\///p' "$work/prefix"/lib*/pkgconfig/mdfeed.pc)
 pc="$work/prefix/$libdir/pkgconfig"
 [ -f "$pc/mdfeed.pc" ] || fail "mdfeed.pc not installed"

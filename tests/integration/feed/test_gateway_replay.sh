@@ -59,7 +59,7 @@ cat >"$work/gw.json" <<EOF
 EOF
 ip netns exec "$ns" "$GW" --config "$work/gw.json" 2>"$work/gw.log" &
 gw_pid=$!
-pids+=($gw_pid)
+pids+=("$gw_pid")
 for _ in $(seq 200); do
   grep -q 'ingress listening' "$work/gw.log" 2>/dev/null && break
   kill -0 "$gw_pid" 2>/dev/null || fail "gateway exited: $(cat "$work/gw.log")"
