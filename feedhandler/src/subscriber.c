@@ -905,7 +905,7 @@ static int recv_line(mdfeed_sub_t *sub, int line)
 {
     int fd = sub->fds[line];
     unsigned batch = sub->cfg.recv_batch;
-    for (int round = 0; round < ROUNDS_PER_DISPATCH && !sub->ended; round++) {
+    for (int round = 0; round < ROUNDS_PER_DISPATCH; round++) {
         for (unsigned i = 0; i < batch; i++) {
             struct msghdr *h = &sub->mmsg[i].msg_hdr;
             h->msg_control = sub->ctrl + (size_t)i * CTRL_LEN;
@@ -934,8 +934,8 @@ static int recv_line(mdfeed_sub_t *sub, int line)
 
 int mdfeed_sub_dispatch(mdfeed_sub_t *sub)
 {
-    if (sub->ended)
-        return MDFEED_EENDED;
+    /* After the end the sockets are still drained (and the packets ignored), so that a
+     * level-triggered loop that keeps watching the fd does not spin. */
     uint64_t before = sub->st.messages + sub->st.lost;
     for (int line = 0; line < NLINES; line++) {
         if (sub->fds[line] < 0)

@@ -111,7 +111,7 @@ typedef enum {
     MDFEED_LOSS_RETRIES = 2,   /* re-requests retried with backoff and never answered */
 } mdfeed_loss_reason_t;
 
-/* Returns a static name for a loss reason ("no-server", "retries", ...). */
+/* Returns a static name for a loss reason ("no-server", "retries-exhausted"). */
 MDFEED_EXTERN const char *mdfeed_loss_reason_str(mdfeed_loss_reason_t reason);
 
 /* Where a message or packet came from. */
@@ -219,8 +219,9 @@ MDFEED_EXTERN int mdfeed_sub_fd(const mdfeed_sub_t *sub);
 
 /* Does whatever is ready without blocking: receives up to a bounded number of batches per
  * socket, runs due timers (gap timeouts, re-request retries), and calls the callbacks.
- * Returns the number of messages delivered (>= 0), MDFEED_EENDED once the session has ended,
- * or -errno on a socket error. */
+ * Returns the number of messages delivered or declared lost (>= 0), MDFEED_EENDED once the
+ * session has ended (packets arriving after that are read and ignored), or -errno on a
+ * socket error. */
 MDFEED_EXTERN int mdfeed_sub_dispatch(mdfeed_sub_t *sub);
 
 /* Blocks, waiting on the fd and dispatching, until the session ends (returns MDFEED_EENDED),

@@ -118,6 +118,24 @@ done
 el=$(json_field "$js" elapsed_s)
 python3 -c "import sys; sys.exit(0 if float('$el') >= 0.14 else 1)" || fail "--rate not honoured ($el s)"
 
+if [ -x "$ITCHGEN" ]; then
+  echo "== mdcast-pub --speed: paced by the file's own timestamps"
+  # The file spans this many nanoseconds of market time; --speed compresses it to ~0.4 s.
+  span=$(python3 -c '
+import sys; d=open(sys.argv[1],"rb").read(); p=0; ts=[]
+while p<len(d):
+    n=int.from_bytes(d[p:p+2],"big"); ts.append(int.from_bytes(d[p+7:p+13],"big")); p+=2+n
+print(ts[-1]-ts[0])' "$work/day.itch")
+  speed=$(python3 -c "print($span / 0.4e9)")
+  start_sink "$work/paced.bin"
+  out=$(inns "$PUB" --connect "127.0.0.1:$sink_port" --itch "$work/day.itch" --speed "$speed" --json)
+  wait "$sink_pid"
+  cmp "$work/day.itch" "$work/paced.bin" || fail "--speed replay not byte-identical"
+  el=$(json_field "$(tail -n1 <<<"$out")" elapsed_s)
+  python3 -c "import sys; sys.exit(0 if 0.35 <= float('$el') < 10 else 1)" \
+    || fail "--speed $speed: replay took $el s, want about 0.4 s"
+fi
+
 echo "== mdcast-pub: generated messages, --count, --size, --timestamps"
 start_sink "$work/gen.bin"
 inns "$PUB" --connect "127.0.0.1:$sink_port" --count 500 --size 40 --timestamps --json >"$work/out"
