@@ -141,7 +141,8 @@ start_sink "$work/gen.bin"
 inns "$PUB" --connect "127.0.0.1:$sink_port" --count 500 --size 40 --timestamps --json >"$work/out"
 wait "$sink_pid"
 [ "$(stat -c %s "$work/gen.bin")" -eq $((500 * 42)) ] || fail "500 x 40-byte messages not received"
-head -c 6 "$work/gen.bin" | tail -c 4 | grep -q MDTS || fail "benchmark message magic missing"
+magic=$(head -c 6 "$work/gen.bin" | tail -c 4)
+[ "$magic" = MDTS ] || fail "benchmark message magic missing: '$magic'"
 
 echo "== mdcast-pub: login rejected -> exit 3"
 start_sink "$work/rej.bin" --user feed1 --password right
