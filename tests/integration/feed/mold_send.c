@@ -102,33 +102,66 @@ static uint64_t send_range(int fd, const struct sockaddr_in *to, const store_t *
 
 int main(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"group", required_argument, 0, 'g'},      {"group-b", required_argument, 0, 'b'},
-        {"interface", required_argument, 0, 'i'},  {"session", required_argument, 0, 's'},
-        {"in", required_argument, 0, 'I'},         {"timestamps", required_argument, 0, 'T'},
-        {"size", required_argument, 0, 'z'},       {"budget", required_argument, 0, 'B'},
-        {"drop-a", required_argument, 0, 'a'},     {"drop-b", required_argument, 0, 'd'},
-        {"retransmit-port", required_argument, 0, 'r'}, {"linger", required_argument, 0, 'l'},
-        {"eos", no_argument, 0, 'e'},              {0, 0, 0, 0}};
+    static const struct option opts[] = {{"group", required_argument, 0, 'g'},
+                                         {"group-b", required_argument, 0, 'b'},
+                                         {"interface", required_argument, 0, 'i'},
+                                         {"session", required_argument, 0, 's'},
+                                         {"in", required_argument, 0, 'I'},
+                                         {"timestamps", required_argument, 0, 'T'},
+                                         {"size", required_argument, 0, 'z'},
+                                         {"budget", required_argument, 0, 'B'},
+                                         {"drop-a", required_argument, 0, 'a'},
+                                         {"drop-b", required_argument, 0, 'd'},
+                                         {"retransmit-port", required_argument, 0, 'r'},
+                                         {"linger", required_argument, 0, 'l'},
+                                         {"eos", no_argument, 0, 'e'},
+                                         {0, 0, 0, 0}};
     const char *groups[2] = {NULL, NULL}, *ifname = "lo", *session = "TEST", *in = NULL;
     long nts = 0, size = 32, budget = 1400, drop[2] = {0, 0}, rport = 0, linger = 300;
     int eos = 0, c;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (c) {
-        case 'g': groups[0] = optarg; break;
-        case 'b': groups[1] = optarg; break;
-        case 'i': ifname = optarg; break;
-        case 's': session = optarg; break;
-        case 'I': in = optarg; break;
-        case 'T': nts = strtol(optarg, NULL, 10); break;
-        case 'z': size = strtol(optarg, NULL, 10); break;
-        case 'B': budget = strtol(optarg, NULL, 10); break;
-        case 'a': drop[0] = strtol(optarg, NULL, 10); break;
-        case 'd': drop[1] = strtol(optarg, NULL, 10); break;
-        case 'r': rport = strtol(optarg, NULL, 10); break;
-        case 'l': linger = strtol(optarg, NULL, 10); break;
-        case 'e': eos = 1; break;
-        default: return 2;
+        case 'g':
+            groups[0] = optarg;
+            break;
+        case 'b':
+            groups[1] = optarg;
+            break;
+        case 'i':
+            ifname = optarg;
+            break;
+        case 's':
+            session = optarg;
+            break;
+        case 'I':
+            in = optarg;
+            break;
+        case 'T':
+            nts = strtol(optarg, NULL, 10);
+            break;
+        case 'z':
+            size = strtol(optarg, NULL, 10);
+            break;
+        case 'B':
+            budget = strtol(optarg, NULL, 10);
+            break;
+        case 'a':
+            drop[0] = strtol(optarg, NULL, 10);
+            break;
+        case 'd':
+            drop[1] = strtol(optarg, NULL, 10);
+            break;
+        case 'r':
+            rport = strtol(optarg, NULL, 10);
+            break;
+        case 'l':
+            linger = strtol(optarg, NULL, 10);
+            break;
+        case 'e':
+            eos = 1;
+            break;
+        default:
+            return 2;
         }
     }
     if (!groups[0] || (!in && nts <= 0) || size < MDFEED_BENCH_MIN_LEN || budget < 64 ||
@@ -170,13 +203,14 @@ int main(int argc, char **argv)
             fprintf(stderr, "mold-send: bad group %s\n", groups[i]);
             return 2;
         }
-        to[i] = (struct sockaddr_in){.sin_family = AF_INET, .sin_port = htons(p),
-                                     .sin_addr.s_addr = htonl(a)};
+        to[i] = (struct sockaddr_in){
+            .sin_family = AF_INET, .sin_port = htons(p), .sin_addr.s_addr = htonl(a)};
     }
     int srv = -1;
     if (rport > 0) {
         srv = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK, 0);
-        struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)rport),
+        struct sockaddr_in sa = {.sin_family = AF_INET,
+                                 .sin_port = htons((uint16_t)rport),
                                  .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
         if (srv < 0 || bind(srv, (struct sockaddr *)&sa, sizeof(sa)) < 0)
             die("retransmit socket");
@@ -216,8 +250,7 @@ int main(int argc, char **argv)
             mdfeed_mold_header_t h;
             if (r < 0)
                 break;
-            if (mdfeed_mold_request_decode(req, (size_t)r, &h) != 0 || h.seq == 0 ||
-                h.seq >= seq)
+            if (mdfeed_mold_request_decode(req, (size_t)r, &h) != 0 || h.seq == 0 || h.seq >= seq)
                 continue;
             uint64_t hi = h.seq + h.count - 1 < seq - 1 ? h.seq + h.count - 1 : seq - 1;
             send_range(srv, &from, &st, sess, (size_t)budget, h.seq, hi, 0, 0, NULL);
@@ -249,8 +282,8 @@ int main(int argc, char **argv)
         }
         usleep(1000);
     }
-    printf("mold-send: %zu messages, %llu packets, %llu re-requests answered after sending\n",
-           st.n, (unsigned long long)packets, (unsigned long long)requests);
+    printf("mold-send: %zu messages, %llu packets, %llu re-requests answered after sending\n", st.n,
+           (unsigned long long)packets, (unsigned long long)requests);
     close(fd);
     if (srv >= 0)
         close(srv);

@@ -20,23 +20,37 @@ static void write_msg(void *data, const uint8_t *msg, size_t len)
 
 int main(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"port", required_argument, 0, 'P'},    {"user", required_argument, 0, 'u'},
-        {"password", required_argument, 0, 'p'}, {"reject", required_argument, 0, 'R'},
-        {"out", required_argument, 0, 'o'},     {"timeout", required_argument, 0, 't'},
-        {0, 0, 0, 0}};
+    static const struct option opts[] = {{"port", required_argument, 0, 'P'},
+                                         {"user", required_argument, 0, 'u'},
+                                         {"password", required_argument, 0, 'p'},
+                                         {"reject", required_argument, 0, 'R'},
+                                         {"out", required_argument, 0, 'o'},
+                                         {"timeout", required_argument, 0, 't'},
+                                         {0, 0, 0, 0}};
     soup_server_t s = {0};
     const char *out = "/dev/null";
     long port = 0, timeout_s = 30;
     int c;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (c) {
-        case 'P': port = strtol(optarg, NULL, 10); break;
-        case 'u': s.user = optarg; break;
-        case 'p': s.password = optarg; break;
-        case 'R': s.reject = optarg[0]; break;
-        case 'o': out = optarg; break;
-        case 't': timeout_s = strtol(optarg, NULL, 10); break;
+        case 'P':
+            port = strtol(optarg, NULL, 10);
+            break;
+        case 'u':
+            s.user = optarg;
+            break;
+        case 'p':
+            s.password = optarg;
+            break;
+        case 'R':
+            s.reject = optarg[0];
+            break;
+        case 'o':
+            out = optarg;
+            break;
+        case 't':
+            timeout_s = strtol(optarg, NULL, 10);
+            break;
         default:
             fprintf(stderr, "usage: soup-sink [--port P] [--user U --password P] [--reject A|S] "
                             "[--out FILE] [--timeout S]\n");

@@ -118,12 +118,31 @@ done
 el=$(json_field "$js" elapsed_s)
 python3 -c "import sys; sys.exit(0 if float('$el') >= 0.14 else 1)" || fail "--rate not honoured ($el s)"
 
+if [ -x "$ITCHGEN" ]; then
+  echo "== mdcast-pub --speed: paced by the file's own timestamps"
+  # The file spans this many nanoseconds of market time; --speed compresses it to ~0.4 s.
+  span=$(python3 -c '
+import sys; d=open(sys.argv[1],"rb").read(); p=0; ts=[]
+while p<len(d):
+    n=int.from_bytes(d[p:p+2],"big"); ts.append(int.from_bytes(d[p+7:p+13],"big")); p+=2+n
+print(ts[-1]-ts[0])' "$work/day.itch")
+  speed=$(python3 -c "print($span / 0.4e9)")
+  start_sink "$work/paced.bin"
+  out=$(inns "$PUB" --connect "127.0.0.1:$sink_port" --itch "$work/day.itch" --speed "$speed" --json)
+  wait "$sink_pid"
+  cmp "$work/day.itch" "$work/paced.bin" || fail "--speed replay not byte-identical"
+  el=$(json_field "$(tail -n1 <<<"$out")" elapsed_s)
+  python3 -c "import sys; sys.exit(0 if 0.35 <= float('$el') < 10 else 1)" \
+    || fail "--speed $speed: replay took $el s, want about 0.4 s"
+fi
+
 echo "== mdcast-pub: generated messages, --count, --size, --timestamps"
 start_sink "$work/gen.bin"
 inns "$PUB" --connect "127.0.0.1:$sink_port" --count 500 --size 40 --timestamps --json >"$work/out"
 wait "$sink_pid"
 [ "$(stat -c %s "$work/gen.bin")" -eq $((500 * 42)) ] || fail "500 x 40-byte messages not received"
-head -c 6 "$work/gen.bin" | tail -c 4 | grep -q MDTS || fail "benchmark message magic missing"
+magic=$(head -c 6 "$work/gen.bin" | tail -c 4)
+[ "$magic" = MDTS ] || fail "benchmark message magic missing: '$magic'"
 
 echo "== mdcast-pub: login rejected -> exit 3"
 start_sink "$work/rej.bin" --user feed1 --password right
@@ -137,7 +156,7 @@ start_tap() {
   ip netns exec "$ns" "$TAP" --interface lo --timeout 20 "$@" >"$work/$name.out" \
     2>"$work/$name.err" &
   tap_pid=$!
-  pids+=($tap_pid)
+  pids+=("$tap_pid")
   for _ in $(seq 100); do
     grep -q "^mdfeed-tap: joined" "$work/$name.err" 2>/dev/null && return 0
     sleep 0.05
@@ -167,7 +186,9 @@ unhex "$work/one.out" "$work/one.bin"
 cmp "$work/day.itch" "$work/one.bin" || fail "tap output differs from the file"
 js=$(tail -n1 "$work/one.out")
 [ "$(json_field "$js" received)" = 3000 ] || fail "--json received: $js"
-[ "$(json_field "$js" first_seq)" = 1 ] && [ "$(json_field "$js" last_seq)" = 3000 ] || fail "seq range: $js"
+if [ "$(json_field "$js" first_seq)" != 1 ] || [ "$(json_field "$js" last_seq)" != 3000 ]; then
+  fail "seq range: $js"
+fi
 
 echo "== mdfeed-tap: A and B, each dropping every 3rd packet (different phases)"
 # --start-seq 1: line A drops the very first packet, so a live start would begin at the 2nd.
@@ -186,7 +207,7 @@ echo "== mdfeed-tap: drops recovered through --retransmit"
 start_tap rt --start-seq 1 --group $G --retransmit 127.0.0.1:17003 --format none --count 3000 --json --stats 0.2
 ip netns exec "$ns" "$SEND" --group $G --in "$work/day.itch" --drop-a 5 --retransmit-port 17003 \
   --linger 1000 >/dev/null &
-send_pid=$!; pids+=($send_pid)
+send_pid=$!; pids+=("$send_pid")
 wait_tap; [ "$rc" = 0 ] || fail "retransmit tap exited $rc: $(cat "$work/rt.err")"
 js=$(tail -n1 "$work/rt.out")
 [ "$(json_field "$js" lost)" = 0 ] || fail "retransmit: lost: $js"
