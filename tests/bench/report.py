@@ -210,11 +210,14 @@ set title "Throughput of 40-byte messages (median, min–max)"
 set ylabel "million messages/s (kernel: sent; others: delivered)"
 set style fill solid 0.6 border -1
 set boxwidth 0.7
-set xtics rotate by -35 noenhanced
+set xtics rotate by -40 noenhanced
+set bmargin 10
+set rmargin 20
+set offsets 0.6, 0.6, 0, 0
 set yrange [0:*]
 set grid ytics
 plot "{dat}" using 0:2:3:4:(0.7):5:xtic(1) with boxerrorbars lc rgb variable notitle
-""")
+""", size="1200,700")
 
     # ------------------------------------------------------------------ latency
     def latency(self):
@@ -397,7 +400,7 @@ plot {", ".join(plots)}
         if not files:
             return
         body = ["set multiplot layout 1,3 title \"Fan-out cost against N consumers (median, min–max)\"",
-                "set logscale x 2", "set xlabel \"N consumers\"", "set grid", "set key top left"]
+                "set logscale x 2", "set xrange [0.8:20]", "set xlabel \"N consumers\"", "set grid", "set key top left"]
         for i, (key, label) in enumerate(panels):
             col = 2 + 3 * i
             body.append(f"set ylabel \"{label}\"")
