@@ -10,3 +10,10 @@ endforeach()
 
 # A few seconds: the harness on tiny loads, checked for its tables, JSON and PNGs.
 mdcast_add_sh_test(bench_smoke SCRIPT ${MDCAST_BENCH_DIR}/smoke_test.sh TIMEOUT 120 LABELS bench)
+
+# The latency histogram and parsers the tools share (no root, milliseconds).
+mdcast_add_c_test(test_bench_hist SOURCES ${MDCAST_BENCH_DIR}/test_bench_hist.c TIMEOUT 30 LABELS unit bench)
+target_include_directories(test_bench_hist PRIVATE ${MDCAST_BENCH_DIR})
+
+# The tools themselves: counts, loss and gap detection (netem), latency, TCP fan-out (seconds).
+mdcast_add_sh_test(bench_tools SCRIPT ${MDCAST_BENCH_DIR}/tools_test.sh TIMEOUT 90 LABELS bench)

@@ -101,7 +101,8 @@ static inline int bench_parse_u64(const char *s, uint64_t *out)
 /* Log-linear histogram of nanosecond values, in the manner of HdrHistogram: values below 128
  * are exact, above that each power of two is split in 64 buckets (under 1.6 % error). Fixed
  * size, so recording costs a few instructions and no allocation. */
-#define BENCH_HIST_BUCKETS (64 * 60)
+/* The largest index is that of UINT64_MAX: shift 57, mantissa 127. */
+#define BENCH_HIST_BUCKETS (57 * 64 + 128)
 typedef struct {
     uint64_t counts[BENCH_HIST_BUCKETS];
     uint64_t total;
@@ -155,8 +156,8 @@ static inline uint64_t bench_hist_quantile(const bench_hist_t *h, double q)
     if (h->total == 0)
         return 0;
     uint64_t rank = (uint64_t)(q * (double)h->total);
-    if (rank >= h->total)
-        rank = h->total - 1;
+    if (rank >= h->total - 1)
+        return h->max; /* the top rank is the recorded maximum itself, not its bucket */
     uint64_t seen = 0;
     for (unsigned i = 0; i < BENCH_HIST_BUCKETS; i++) {
         seen += h->counts[i];

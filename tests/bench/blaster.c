@@ -36,6 +36,7 @@ typedef struct {
     bool timestamps;
     bool json;
     uint8_t pub_id;
+    uint64_t drop_every;
 } options_t;
 
 typedef struct {
@@ -43,6 +44,7 @@ typedef struct {
     uint64_t messages;
     uint64_t bytes;
     uint64_t retries; /* ENOBUFS / EAGAIN / partial batches resent */
+    uint64_t dropped; /* datagrams left out on purpose (--drop-every) */
     double seconds;
 } result_t;
 
@@ -60,27 +62,24 @@ static void usage(FILE *f)
             "usage: blaster --dest GROUP:PORT --count N [--interface ADDR] [--size BYTES]\n"
             "               [--msg-size BYTES] [--duration S] [--rate MSGS_PER_S] [--batch N]\n"
             "               [--ttl N] [--session NAME] [--pub-id N] [--timestamps] [--json]\n"
+            "               [--drop-every K]\n"
             "  --size      datagram budget (UDP payload, MoldUDP64 header included), default 1400\n"
-            "  --rate      paced messages/s; 0 (default) = as fast as sendmmsg goes\n");
+            "  --rate      paced messages/s; 0 (default) = as fast as sendmmsg goes\n"
+            "  --drop-every  leave out every K-th datagram (sequence numbers advance): tests a\n"
+            "              receiver's gap accounting without a lossy link\n");
 }
 
 static int parse_options(int argc, char **argv, options_t *o)
 {
-    static const struct option longopts[] = {{"dest", required_argument, NULL, 'd'},
-                                             {"interface", required_argument, NULL, 'i'},
-                                             {"size", required_argument, NULL, 's'},
-                                             {"msg-size", required_argument, NULL, 'm'},
-                                             {"count", required_argument, NULL, 'c'},
-                                             {"duration", required_argument, NULL, 't'},
-                                             {"rate", required_argument, NULL, 'r'},
-                                             {"batch", required_argument, NULL, 'b'},
-                                             {"ttl", required_argument, NULL, 'T'},
-                                             {"session", required_argument, NULL, 'S'},
-                                             {"pub-id", required_argument, NULL, 'p'},
-                                             {"timestamps", no_argument, NULL, 'z'},
-                                             {"json", no_argument, NULL, 'j'},
-                                             {"help", no_argument, NULL, 'h'},
-                                             {NULL, 0, NULL, 0}};
+    static const struct option longopts[] = {
+        {"dest", required_argument, NULL, 'd'},   {"interface", required_argument, NULL, 'i'},
+        {"size", required_argument, NULL, 's'},   {"msg-size", required_argument, NULL, 'm'},
+        {"count", required_argument, NULL, 'c'},  {"duration", required_argument, NULL, 't'},
+        {"rate", required_argument, NULL, 'r'},   {"batch", required_argument, NULL, 'b'},
+        {"ttl", required_argument, NULL, 'T'},    {"session", required_argument, NULL, 'S'},
+        {"pub-id", required_argument, NULL, 'p'}, {"drop-every", required_argument, NULL, 'D'},
+        {"timestamps", no_argument, NULL, 'z'},   {"json", no_argument, NULL, 'j'},
+        {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0}};
     *o = (options_t){.budget = 1400,
                      .msg_size = 40,
                      .duration_s = 30,
@@ -134,8 +133,10 @@ static int parse_options(int argc, char **argv, options_t *o)
         case 'b':
         case 'T':
         case 'p':
-            if (bench_parse_u64(optarg, &v) != 0) {
-                fprintf(stderr, "blaster: '%s' is not a number\n", optarg);
+        case 'D':
+            if (bench_parse_u64(optarg, &v) != 0 ||
+                (v > 0xFFFFFFFFu && c != 'c' && c != 'r' && c != 'D')) {
+                fprintf(stderr, "blaster: '%s' is not a number in range\n", optarg);
                 return -1;
             }
             if (c == 's')
@@ -150,6 +151,8 @@ static int parse_options(int argc, char **argv, options_t *o)
                 o->batch = (unsigned)v;
             else if (c == 'T')
                 o->ttl = (int)v;
+            else if (c == 'D')
+                o->drop_every = v;
             else
                 o->pub_id = (uint8_t)v;
             break;
@@ -296,7 +299,7 @@ static int blast(int fd, const options_t *o, result_t *r)
 
     const uint64_t start = bench_now_ns();
     const uint64_t deadline = start + (uint64_t)(o->duration_s * 1e9);
-    uint64_t sent = 0;
+    uint64_t sent = 0, dgram_no = 0;
     uint64_t now = start;
     rc = 0;
     while (sent < o->count && now < deadline) {
@@ -313,7 +316,7 @@ static int blast(int fd, const options_t *o, result_t *r)
                 continue;
             }
         }
-        unsigned n = 0;
+        unsigned n = 0, m = 0; /* slots filled, datagrams to send */
         uint64_t ts = o->timestamps ? bench_now_ns() : 0;
         while (n < o->batch && due > 0) {
             unsigned k = due < per_dgram ? (unsigned)due : per_dgram;
@@ -321,13 +324,18 @@ static int blast(int fd, const options_t *o, result_t *r)
             if (slots[n].built != k && (rc = build_slot(&slots[n], o, session, proto, k, seq)) != 0)
                 goto out;
             refresh_slot(&slots[n], o, seq, ts);
-            iovs[n] = (struct iovec){.iov_base = slots[n].buf, .iov_len = slots[n].len};
-            msgs[n] = (struct mmsghdr){.msg_hdr = {.msg_iov = &iovs[n], .msg_iovlen = 1}};
+            if (o->drop_every != 0 && ++dgram_no % o->drop_every == 0) {
+                r->dropped++; /* --drop-every: a deliberate gap for testing receivers */
+            } else {
+                iovs[m] = (struct iovec){.iov_base = slots[n].buf, .iov_len = slots[n].len};
+                msgs[m] = (struct mmsghdr){.msg_hdr = {.msg_iov = &iovs[m], .msg_iovlen = 1}};
+                m++;
+            }
             sent += k;
             due -= k;
             n++;
         }
-        if ((rc = send_all(fd, msgs, n, r)) != 0) {
+        if ((rc = send_all(fd, msgs, m, r)) != 0) {
             fprintf(stderr, "blaster: sendmmsg: %s\n", strerror(-rc));
             goto out;
         }
@@ -375,8 +383,9 @@ int main(int argc, char **argv)
         printf("{\"tool\": \"blaster\", \"datagrams\": %" PRIu64 ", \"messages\": %" PRIu64
                ", \"bytes\": %" PRIu64 ", \"retries\": %" PRIu64 ", \"seconds\": %.6f"
                ", \"dgrams_per_s\": %.1f, \"msgs_per_s\": %.1f, \"budget\": %zu, \"msg_size\": %zu"
-               ", \"rate\": %" PRIu64 ", \"error\": %s}\n",
+               ", \"rate\": %" PRIu64 ", \"dropped\": %" PRIu64 ", \"error\": %s}\n",
                r.datagrams, r.messages, r.bytes, r.retries, r.seconds, (double)r.datagrams / secs,
-               (double)r.messages / secs, o.budget, o.msg_size, o.rate, rc != 0 ? "true" : "false");
+               (double)r.messages / secs, o.budget, o.msg_size, o.rate, r.dropped,
+               rc != 0 ? "true" : "false");
     return rc != 0 ? 1 : 0;
 }

@@ -238,14 +238,18 @@ static void take_mold(stats_t *s, const options_t *o, const uint8_t *buf, size_t
         s->malformed++;
         return;
     }
-    if (pkt.kind == MDFEED_MOLD_HEARTBEAT) {
-        s->heartbeats++;
-        return;
-    }
-    if (pkt.kind == MDFEED_MOLD_END_OF_SESSION) {
-        /* Only an end of session after data ends the run: a previous run's may linger. */
-        if (s->messages > 0)
-            s->end_of_session = true;
+    if (pkt.kind != MDFEED_MOLD_DATA) {
+        /* Heartbeats and end of session carry the next sequence number: a tail lost after the
+         * last data packet shows up here. */
+        if (s->next_seq != 0 && pkt.hdr.seq > s->next_seq) {
+            s->gaps++;
+            s->gap_messages += pkt.hdr.seq - s->next_seq;
+            s->next_seq = pkt.hdr.seq;
+        }
+        if (pkt.kind == MDFEED_MOLD_HEARTBEAT)
+            s->heartbeats++;
+        else if (s->messages > 0)
+            s->end_of_session = true; /* only after data: a previous run's may linger */
         return;
     }
     if (s->next_seq == 0) {
