@@ -513,7 +513,9 @@ plot {", ".join(plots)}
         head = [f"# mdcast benchmark results ({m.get('mode')} mode, {m.get('reps')} repetitions, {m.get('date')})\n",
                 f"Machine: {m.get('cores')} cores ({m.get('cpu')}), kernel {m.get('kernel')}, "
                 f"{int(m.get('mem_total_kb', 0)) // 1024} MiB RAM, load average at start {m.get('loadavg_start')}; "
-                f"commit {m.get('git')}. Figures: median of the repetitions [min–max].\n"]
+                f"commit {m.get('git')}; " + ("sender under test pinned to CPU 0, publishers and consumers to CPU 1"
+                                              if m.get("pinned") else "no CPU pinning")
+                + ". Figures: median of the repetitions [min–max].\n"]
         tgt = [[t["target"], t["verdict"], "—" if t["value"] is None else f"{t['value']:.2f}",
                 "—" if t["threshold"] is None else f"≥ {t['threshold']}", t["detail"]] for t in self.targets]
         tail = ["## Targets (issue 7)\n", table(["target", "verdict", "measured ratio", "needed", "basis"], tgt), ""]

@@ -64,6 +64,15 @@ if [ "$mode" = smoke ]; then
   LAT_RATES=(10000) FAN_NS=(2) THR_PUBS=(1) THR_BUDGETS=(1400) THR_IOS=(sendmmsg) NCONS=2
 fi
 
+# Optional fixed CPU placement (BENCH_PIN=1): the sender under test (gateway, socat, tcp_fanout,
+# blaster) on CPU 0, publishers and consumers on CPU 1, so the scheduler cannot reshuffle them
+# from one repetition to the next. Off by default: on a machine shared with other work, pinned
+# processes cannot escape a busy CPU, and every rate measured here halved with it on.
+PIN_SUT=() PIN_ENDS=() PINNED=false
+if [ "${BENCH_PIN:-0}" = 1 ] && [ "$(nproc)" -ge 2 ] && command -v taskset >/dev/null; then
+  PIN_SUT=(taskset -c 0) PIN_ENDS=(taskset -c 1) PINNED=true
+fi
+
 build=${build:-$src/build-bench}
 if [ ! -x "$build/tests/bench/blaster" ]; then
   echo "run.sh: building $build (release)" >&2
@@ -100,10 +109,10 @@ machine_json() {
   cores=$(nproc)
   kernel=$(uname -r)
   load=$(cut -d' ' -f1-3 /proc/loadavg)
-  printf '{"cpu": "%s", "cores": %s, "kernel": "%s", "loadavg_start": "%s", "date": "%s", "mode": "%s", "reps": %s, "git": "%s", "mem_total_kb": %s}\n' \
+  printf '{"cpu": "%s", "cores": %s, "kernel": "%s", "loadavg_start": "%s", "date": "%s", "mode": "%s", "reps": %s, "git": "%s", "mem_total_kb": %s, "pinned": %s}\n' \
     "${model:-unknown}" "$cores" "$kernel" "$load" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$mode" "$reps" \
     "$(git -C "$src" rev-parse --short HEAD 2>/dev/null || echo unknown)" \
-    "$(awk '/^MemTotal:/ {print $2}' /proc/meminfo)"
+    "$(awk '/^MemTotal:/ {print $2}' /proc/meminfo)" "$PINNED"
 }
 
 GROUP_KERNEL=239.1.0.1:5001
@@ -126,7 +135,7 @@ start_sink() {
   RUN_N=$((RUN_N + 1))
   SINK_OUT=$out/logs/sink.$RUN_N.json
   local ready=$out/logs/sink.$RUN_N.ready
-  spawn "$ns" "$SINK_OUT" "$out/logs/sink.$RUN_N.err" "$B/sink" "--$smode" "$target" \
+  spawn "$ns" "$SINK_OUT" "$out/logs/sink.$RUN_N.err" "${PIN_ENDS[@]}" "$B/sink" "--$smode" "$target" \
     --interface "$addr" --count "$count" --timeout "${SINK_TIMEOUT:-30}" --idle 2000 --json --ready-file "$ready" "$@"
   SINK_PID=$BG_PID
   wait_file "$ready" 10 || note "sink $RUN_N did not become ready"
@@ -169,7 +178,7 @@ gw_start() { # IO BUDGET
   local cfg=$out/logs/gateway-$1-$2.json
   gw_config "$1" "$2" "$cfg"
   spawn "$(ns_gw)" "$out/logs/gateway-$1-$2.out" "$out/logs/gateway-$1-$2.log" \
-    "$GATEWAY" --config "$cfg" --log-level warn
+    "${PIN_SUT[@]}" "$GATEWAY" --config "$cfg" --log-level warn
   GW_PID=$BG_PID
   if ! wait_tcp "$(ns_gw)" "$BENCH_GW_ADDR" "$GW_PORT" 10; then
     note "gateway ($1, $2) did not start: $(tail -n 3 "$out/logs/gateway-$1-$2.log" 2>/dev/null)"
@@ -210,7 +219,8 @@ publish_to() {
   for ((i = 1; i <= pubs; i++)); do
     local args=(--connect "$addr:$port" --count "$count" --rate "$rate" --id "$i" --duration 60 --json)
     [ "$login" = yes ] && args+=(--login "pub$i:bench")
-    spawn "$(ns_pub)" "$out/logs/pub.$RUN_N.$i.json" "$out/logs/pub.$RUN_N.$i.err" "$B/bench_pub" "${args[@]}"
+    spawn "$(ns_pub)" "$out/logs/pub.$RUN_N.$i.json" "$out/logs/pub.$RUN_N.$i.err" \
+      "${PIN_ENDS[@]}" "$B/bench_pub" "${args[@]}"
     pids+=("$BG_PID")
   done
   for i in "${pids[@]}"; do
@@ -225,7 +235,7 @@ thr_kernel() { # BUDGET REP
   local count=$((THR_MSGS * 2))
   start_sink "$C1" "$C1_ADDR" mold "$GROUP_KERNEL" "$count"
   local bout=$out/logs/blaster.$RUN_N.json
-  spawn "$(ns_gw)" "$bout" "$out/logs/blaster.$RUN_N.err" "$B/blaster" --dest "$GROUP_KERNEL" \
+  spawn "$(ns_gw)" "$bout" "$out/logs/blaster.$RUN_N.err" "${PIN_SUT[@]}" "$B/blaster" --dest "$GROUP_KERNEL" \
     --interface "$BENCH_GW_ADDR" --size "$1" --count "$count" --duration 30 --json
   wait_pid "$BG_PID" 60 || true
   wait_pid "$SINK_PID" 60 || true
@@ -236,7 +246,7 @@ thr_kernel() { # BUDGET REP
 # The socat relay reads the TCP stream in chunks of at most BUDGET bytes and sends each chunk as
 # one datagram: message framing is not kept (a message may straddle two datagrams).
 socat_start() { # BUDGET
-  spawn "$(ns_gw)" /dev/null "$out/logs/socat.$RUN_N.err" socat -u -b "$1" \
+  spawn "$(ns_gw)" /dev/null "$out/logs/socat.$RUN_N.err" "${PIN_SUT[@]}" socat -u -b "$1" \
     "TCP4-LISTEN:$SOCAT_PORT,bind=$BENCH_GW_ADDR,reuseaddr" \
     "UDP4-DATAGRAM:${GROUP_SOCAT%:*}:${GROUP_SOCAT#*:},ip-multicast-if=$BENCH_GW_ADDR,ip-multicast-ttl=4"
   SOCAT_PID=$BG_PID
@@ -308,7 +318,7 @@ lat_count() { python3 -c "import sys; print(max(1000, int(float(sys.argv[1])*flo
 lat_direct() { # RATE REP
   local count; count=$(lat_count "$1")
   start_sink "$C1" "$C1_ADDR" mold "$GROUP_DIRECT" "$count" --latency
-  spawn "$(ns_pub)" "$out/logs/blaster.$RUN_N.json" "$out/logs/blaster.$RUN_N.err" "$B/blaster" \
+  spawn "$(ns_pub)" "$out/logs/blaster.$RUN_N.json" "$out/logs/blaster.$RUN_N.err" "${PIN_SUT[@]}" "$B/blaster" \
     --dest "$GROUP_DIRECT" --interface "$BENCH_PUB_ADDR" --rate "$1" --count "$count" --timestamps \
     --duration 60 --json
   wait_pid "$BG_PID" 90 || true
@@ -391,7 +401,7 @@ fan_multicast() { # N REP
 
 fan_tcp() { # N REP
   local p tx0 tx1 fout=$out/logs/fanout.$RUN_N.json ready=$out/logs/fanout.$RUN_N.ready
-  spawn "$(ns_gw)" "$fout" "$out/logs/fanout.$RUN_N.err" "$B/tcp_fanout" \
+  spawn "$(ns_gw)" "$fout" "$out/logs/fanout.$RUN_N.err" "${PIN_SUT[@]}" "$B/tcp_fanout" \
     --feed "$BENCH_GW_ADDR:$FAN_FEED_PORT" --serve "$BENCH_GW_ADDR:$FAN_SERVE_PORT" \
     --consumers "$1" --timeout 60 --json --ready-file "$ready"
   local fpid=$BG_PID
