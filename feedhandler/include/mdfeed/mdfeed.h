@@ -317,7 +317,10 @@ MDFEED_EXTERN int mdfeed_pub_flush(mdfeed_pub_t *pub, int timeout_ms);
  * server to close. Returns 0 or the first error. The handle then stays CLOSED; free it. */
 MDFEED_EXTERN int mdfeed_pub_close(mdfeed_pub_t *pub, int timeout_ms);
 
+/* Returns the client's state now (CONNECTING also while waiting to reconnect). Never blocks. */
 MDFEED_EXTERN mdfeed_pub_state_t mdfeed_pub_state(const mdfeed_pub_t *pub);
+
+/* Copies the counters into `*out`. Never blocks. */
 MDFEED_EXTERN void mdfeed_pub_stats(const mdfeed_pub_t *pub, mdfeed_pub_stats_t *out);
 
 /* ---------------------------------------------------------------------------------------------
