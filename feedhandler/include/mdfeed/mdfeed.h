@@ -109,9 +109,10 @@ typedef struct mdfeed_sub mdfeed_sub_t;
 typedef enum {
     MDFEED_LOSS_NO_SERVER = 1, /* gap timed out and no retransmission server is configured */
     MDFEED_LOSS_RETRIES = 2,   /* re-requests retried with backoff and never answered */
+    MDFEED_LOSS_HOLD_FULL = 3, /* no server, and holding more would pass max_held */
 } mdfeed_loss_reason_t;
 
-/* Returns a static name for a loss reason ("no-server", "retries-exhausted"). */
+/* Returns a static name for a loss reason ("no-server", "retries-exhausted", "hold-full"). */
 MDFEED_EXTERN const char *mdfeed_loss_reason_str(mdfeed_loss_reason_t reason);
 
 /* Where a message or packet came from. */
