@@ -109,9 +109,10 @@ typedef struct mdfeed_sub mdfeed_sub_t;
 typedef enum {
     MDFEED_LOSS_NO_SERVER = 1, /* gap timed out and no retransmission server is configured */
     MDFEED_LOSS_RETRIES = 2,   /* re-requests retried with backoff and never answered */
+    MDFEED_LOSS_HOLD_FULL = 3, /* no server, and holding more would pass max_held */
 } mdfeed_loss_reason_t;
 
-/* Returns a static name for a loss reason ("no-server", "retries-exhausted"). */
+/* Returns a static name for a loss reason ("no-server", "retries-exhausted", "hold-full"). */
 MDFEED_EXTERN const char *mdfeed_loss_reason_str(mdfeed_loss_reason_t reason);
 
 /* Where a message or packet came from. */
@@ -317,7 +318,10 @@ MDFEED_EXTERN int mdfeed_pub_flush(mdfeed_pub_t *pub, int timeout_ms);
  * server to close. Returns 0 or the first error. The handle then stays CLOSED; free it. */
 MDFEED_EXTERN int mdfeed_pub_close(mdfeed_pub_t *pub, int timeout_ms);
 
+/* Returns the client's state now (CONNECTING also while waiting to reconnect). Never blocks. */
 MDFEED_EXTERN mdfeed_pub_state_t mdfeed_pub_state(const mdfeed_pub_t *pub);
+
+/* Copies the counters into `*out`. Never blocks. */
 MDFEED_EXTERN void mdfeed_pub_stats(const mdfeed_pub_t *pub, mdfeed_pub_stats_t *out);
 
 /* ---------------------------------------------------------------------------------------------

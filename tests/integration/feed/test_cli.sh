@@ -232,6 +232,14 @@ if [ -x "$ITCHGEN" ]; then
   [ "$(grep -c '^[0-9]* [A-Z]' "$work/itch.out")" -eq 50 ] || fail "--format itch: not 50 lines"
   grep -q '[0-9][0-9]:[0-9][0-9]:[0-9][0-9]\.' "$work/itch.out" || fail "--format itch: no time of day"
 fi
+# --format text, with the interface named by its address (the tap adds --interface lo first;
+# the later --interface wins).
+start_tap txt --group $G --interface 127.0.0.1 --format text --count 5
+inns "$SEND" --group $G --timestamps 5 --size 24 --linger 50 >/dev/null
+wait_tap; [ "$rc" = 0 ] || fail "text tap exited $rc: $(cat "$work/txt.err")"
+[ "$(grep -c '^[1-5] A 24 "MDTS' "$work/txt.out")" = 5 ] || fail "--format text: $(cat "$work/txt.out")"
+grep -q 'joined 239.7.1.1:17001 on 127.0.0.1' "$work/txt.err" || fail "interface by address"
+
 start_tap lat --group $G --format none --latency --count 2000 --json
 inns "$SEND" --group $G --timestamps 2000 --size 24 --linger 50 >/dev/null
 wait_tap; [ "$rc" = 0 ] || fail "latency tap exited $rc"
