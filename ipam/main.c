@@ -6,6 +6,9 @@
  * address and subnet, and prints the result. One function per CNI verb below. Stdout carries
  * only the result or the error object; logs go to stderr (and ipam.log_file). */
 #include <curl/curl.h>
+#ifdef ENI_IPAM_OPENSSL_PREINIT
+#include <openssl/crypto.h>
+#endif
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,8 +56,7 @@ static int cmd_add(const struct ipam_env *env, const struct ipam_config *cfg,
     rc = ipam_netns_link_lookup(env->netns, env->ifname, false, &link, err);
     if (rc < 0)
         return rc;
-    ipam_log(IPAM_LOG_DEBUG, "link %s in %s has MAC %s", env->ifname, env->netns,
-             link.mac_str);
+    ipam_log(IPAM_LOG_DEBUG, "link %s in %s has MAC %s", env->ifname, env->netns, link.mac_str);
     rc = ipam_imds_lookup(&opts, link.mac_str, &lease, err);
     if (rc < 0)
         return rc;
@@ -62,9 +64,9 @@ static int cmd_add(const struct ipam_env *env, const struct ipam_config *cfg,
      * host-device applies the result. */
     rc = print_json(ipam_result_render(cfg, &lease), err);
     if (rc == 0)
-        ipam_log(IPAM_LOG_INFO, "ADD: %s (MAC %s) gets %s, %zu route(s), pod %s/%s",
-                 env->ifname, link.mac_str, ipam_cidr_str(&lease.ip, addr), cfg->n_routes,
-                 env->pod_namespace, env->pod_name);
+        ipam_log(IPAM_LOG_INFO, "ADD: %s (MAC %s) gets %s, %zu route(s), pod %s/%s", env->ifname,
+                 link.mac_str, ipam_cidr_str(&lease.ip, addr), cfg->n_routes, env->pod_namespace,
+                 env->pod_name);
     return rc;
 }
 
@@ -214,6 +216,20 @@ static int run(struct ipam_env *env, struct ipam_config *cfg, struct ipam_error 
     }
 }
 
+/* The plugin speaks plain HTTP only (imds.c restricts libcurl to it), yet libcurl's global
+ * init sets OpenSSL up in full: it reads the system openssl.cnf, registers every cipher and
+ * digest by name and loads error strings, about a tenth of an ADD's CPU time here. OpenSSL runs
+ * each of those steps once per process, so declaring them skipped first turns libcurl's later
+ * requests for them into no-ops. */
+static void skip_tls_init(void)
+{
+#ifdef ENI_IPAM_OPENSSL_PREINIT
+    OPENSSL_init_crypto(OPENSSL_INIT_NO_LOAD_CONFIG | OPENSSL_INIT_NO_ADD_ALL_CIPHERS |
+                            OPENSSL_INIT_NO_ADD_ALL_DIGESTS | OPENSSL_INIT_NO_LOAD_CRYPTO_STRINGS,
+                        NULL);
+#endif
+}
+
 int main(void)
 {
     static struct ipam_config cfg; /* PATH_MAX-sized members: keep it off the stack */
@@ -222,6 +238,7 @@ int main(void)
     int rc;
 
     cfg.version = IPAM_V1_0_0; /* the error shape when the config never said */
+    skip_tls_init();
     curl_global_init(CURL_GLOBAL_DEFAULT);
     rc = run(&env, &cfg, &err);
     curl_global_cleanup();

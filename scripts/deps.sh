@@ -5,15 +5,15 @@ set -euo pipefail
 
 BUILD_PKGS=(build-essential cmake pkg-config clang libclang-rt-14-dev
             libuv1-dev liburing-dev libcjson-dev libcurl4-openssl-dev
-            libnl-3-dev libnl-route-3-dev
-            # static archives eni-ipam links in (ipam/CMakeLists.txt, ENI_IPAM_STATIC)
-            libssl-dev libbrotli-dev zlib1g-dev libidn2-dev libnghttp2-dev librtmp-dev
-            libssh2-1-dev libpsl-dev libldap-dev libzstd-dev libunistring-dev)
+            libnl-3-dev libnl-route-3-dev)
 # What the demo and the tests drive: namespaces, the real CNI plugins, Wireshark as an oracle,
 # legacy clients, plots and linters.
 RUN_PKGS=(iproute2 procps kmod containernetworking-plugins socat iperf tshark python3 gzip
           gnuplot-nox yamllint shellcheck patchelf)
 
+# Static archives eni-ipam links in (ipam/CMakeLists.txt, ENI_IPAM_STATIC).
+BUILD_PKGS+=(libssl-dev libbrotli-dev zlib1g-dev libidn2-dev libnghttp2-dev librtmp-dev
+             libssh2-1-dev libpsl-dev libldap-dev libzstd-dev libunistring-dev)
 want=("${BUILD_PKGS[@]}")
 case "${1:-all}" in
   build) ;;

@@ -1,4 +1,5 @@
 #!/bin/bash
+# shellcheck disable=all # the seed, kept verbatim as the baseline
 # The seed's bash IPAM plugin (shared/seed, "Step 7"), kept as the benchmark baseline for
 # tests/bench/ipam_bench.sh. Copied as published except for one change: its hard-coded
 # metadata address is replaced by ${SEED_IMDS_ENDPOINT}, which the benchmark points at the mock
