@@ -29,7 +29,7 @@ while [ $# -gt 0 ]; do
     --build) build=${2:?--build DIR}; shift ;;
     --reps) reps=${2:?--reps N}; shift ;;
     --only) only=${2:?--only SECTIONS}; shift ;;
-    -h|--help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) awk 'NR > 1 && /^#/ {sub(/^# ?/, ""); print; next} NR > 1 {exit}' "$0"; exit 0 ;;
     *) echo "run.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
   esac
   shift
