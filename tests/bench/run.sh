@@ -11,6 +11,8 @@
 #   --out     results folder (default: results/bench-<UTC timestamp>, git-ignored)
 #   --build   release build dir with the binaries (default: build-bench, built if missing)
 #   --only    comma list of: throughput,latency,fanout,ipam,consumer
+# Environment: BENCH_PIN=1 pins the sender under test to CPU 0 and the rest to CPU 1;
+# BENCH_TAG=<a-z0-9> names this run's namespaces (default: a unique tag).
 # Prints the machine and the Markdown tables; writes results.md, results.json, raw.jsonl and
 # PNG plots into the results folder.
 set -euo pipefail
