@@ -182,7 +182,16 @@ gw_start() { # IO BUDGET
   spawn "$(ns_gw)" "$out/logs/gateway-$1-$2.out" "$out/logs/gateway-$1-$2.log" \
     "${PIN_SUT[@]}" "$GATEWAY" --config "$cfg" --log-level warn
   GW_PID=$BG_PID
-  if ! wait_tcp "$(ns_gw)" "$BENCH_GW_ADDR" "$GW_PORT" 10; then
+  local i up=no
+  for ((i = 0; i < 100; i++)); do # 10 s at most, less when the gateway exits (a bad config)
+    if ip netns exec "$(ns_gw)" ss -Hltn "src $BENCH_GW_ADDR:$GW_PORT" 2>/dev/null | grep -q .; then
+      up=yes
+      break
+    fi
+    kill -0 "$GW_PID" 2>/dev/null || break
+    sleep 0.1
+  done
+  if [ "$up" = no ]; then
     note "gateway ($1, $2) did not start: $(tail -n 3 "$out/logs/gateway-$1-$2.log" 2>/dev/null)"
     gw_stop
     return 1

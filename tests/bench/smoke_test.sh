@@ -20,9 +20,24 @@ grep -q '^| system | msgs/s |' "$out/stdout" || fail "no throughput table in the
 grep -q '^| offered msgs/s | system |' "$out/stdout" || fail "no latency table in the output"
 grep -q '^| N | system |' "$out/stdout" || fail "no fan-out table in the output"
 
-python3 - "$out/results.json" <<'PY' || fail "results.json lacks measured figures"
+have_gw=0
+[ -x "$MDCAST_BUILD_DIR/gateway/mdcast-gateway" ] && have_gw=1
+python3 - "$out/results.json" "$have_gw" <<'PY' || {
+  grep -E 'did not|not built|giving up' "$out/stderr" >&2 || true
+  fail "results.json lacks measured figures"
+}
 import json, sys
 r = json.load(open(sys.argv[1]))
+if sys.argv[2] == "1":
+    # The gateway is built: the harness's config must still be one it accepts, and it must
+    # have carried the smoke loads losslessly with framing intact.
+    g = r["throughput"]["gateway sendmmsg 1400 1p"]
+    assert g["msgs_per_s"]["median"] > 0 and g["lost"]["median"] == 0, g
+    assert g["framing"] == "intact; backend sendmmsg" or g["framing"].startswith("intact"), g
+    assert g["max_datagram"]["max"] <= 1400, g
+    lg = r["latency"]["10000"]["gateway"]["latency_us"]
+    assert 0 < lg["p50"]["median"] <= lg["max"]["median"], lg
+    assert r["fanout"]["2"]["multicast"]["lost"]["median"] == 0, r["fanout"]["2"]
 k = r["throughput"]["blaster 1400"]
 assert k["msgs_per_s"]["median"] > 0, k
 assert k["lost"]["median"] == 0, ("the kernel blaster's consumer lost messages", k)
