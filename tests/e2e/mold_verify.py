@@ -7,10 +7,14 @@ datagram it receives back to back into one file. MoldUDP64 packets delimit thems
 splits back into packets without any help from project code; this script is the independent
 oracle that the gateway's output is standard MoldUDP64 carrying the file's messages unchanged.
 
-Usage: mold_verify.py --itch FILE --mold-stream FILE [--session S] [--json]
+It also checks what a consumer printed with `mdfeed-tap --format hex` ("SEQ HEX" lines): every
+message of the file, in order, byte for byte, nothing else.
+
+Usage: mold_verify.py --itch FILE (--mold-stream FILE [--session S] | --tap-hex FILE) [--json]
 Exit 0 when every message of FILE arrived once at its sequence number (1..N) byte for byte;
 1 otherwise, naming the first difference.
 """
+import re
 import argparse
 import gzip
 import json
@@ -71,15 +75,48 @@ def parse_mold_stream(path):
     return st, seen
 
 
+def check_tap_hex(path, msgs):
+    """Problems with an mdfeed-tap --format hex listing (empty list: all good)."""
+    line_re = re.compile(r"^(\d+) ([0-9a-f]*)$")
+    expect = 1
+    with open(path, encoding="ascii", errors="replace") as f:
+        for n, line in enumerate(f, 1):
+            m = line_re.match(line.rstrip("\n"))
+            if not m:
+                continue  # interval statistics, the JSON summary
+            seq = int(m.group(1))
+            if seq != expect:
+                return [f"line {n}: sequence {seq} where {expect} was due (order or loss)"], expect - 1
+            if seq > len(msgs):
+                return [f"line {n}: sequence {seq} beyond the file's {len(msgs)} messages"], expect - 1
+            if bytes.fromhex(m.group(2)) != msgs[seq - 1]:
+                return [f"line {n}: message {seq} differs from the file"], expect - 1
+            expect += 1
+    if expect - 1 != len(msgs):
+        return [f"{expect - 1} of {len(msgs)} messages, last at sequence {expect - 1}"], expect - 1
+    return [], expect - 1
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--itch", required=True)
-    ap.add_argument("--mold-stream", required=True)
+    src = ap.add_mutually_exclusive_group(required=True)
+    src.add_argument("--mold-stream")
+    src.add_argument("--tap-hex")
     ap.add_argument("--session")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
 
     msgs = read_itch(args.itch)
+    if args.tap_hex:
+        problems, good = check_tap_hex(args.tap_hex, msgs)
+        if args.json:
+            print(json.dumps({"sent": len(msgs), "in_order_identical": good, "ok": not problems}))
+        else:
+            print(f"mold_verify: {args.tap_hex}: {good}/{len(msgs)} messages in order, byte-identical")
+        for p in problems:
+            print(f"mold_verify: {p}", file=sys.stderr)
+        return 0 if not problems else 1
     try:
         st, seen = parse_mold_stream(args.mold_stream)
     except ValueError as e:
