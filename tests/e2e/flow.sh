@@ -2,7 +2,8 @@
 # The end-to-end flow on the testbed, shared by test_e2e.sh (asserts) and demo.sh (shows).
 # Source it with bash; it defines functions and settings, runs nothing.
 #
-#   flow_init BUILD_DIR WORK_DIR     check the binaries, pick a tag, set the paths
+#   flow_init BUILD_DIR WORK_DIR [netns|loopback]
+#                                    pick a tag, set the paths and the addresses of the mode
 #   flow_up                          testbed, pods gw c1 c2 (net1 via CNI) and pub (eth0 only)
 #   flow_gateway_start               mdcast-gateway in gw, waits for /readyz
 #   flow_taps_start ARGS...          mdfeed-tap in c1 and c2 on lines A+B (ARGS appended)
@@ -15,19 +16,16 @@
 #   flow_cleanup                     kill what we started (by pid), down; for trap EXIT
 #
 # Every program runs under `timeout`, every wait is bounded in count and time.
+#
+# Mode netns (root): the testbed, as above. Mode loopback (for a user who cannot make
+# namespaces): the same programs in the caller's namespace on `lo` with multicast loop on;
+# there is no TGW, no CNI, no loss and no "host that did not join".
 
 FLOW_HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 FLOW_SRC=$(cd "$FLOW_HERE/../.." && pwd)
 TB="$FLOW_SRC/tests/testbed/testbed.sh"
 
-# Addresses the testbed gives (tests/testbed/testbed.sh): pods get .101, .102, ... in creation order.
-FLOW_GW_VPC=198.18.0.101
-FLOW_INGRESS_PORT=7000
-FLOW_METRICS_PORT=9100
-FLOW_RETRANSMIT_PORT=31001
 FLOW_SESSION=MDCAST0001
-FLOW_LINE_A=239.18.1.1:30001
-FLOW_LINE_B=239.18.2.1:30001
 FLOW_USER=pub1
 FLOW_PASSWORD=secret1
 FLOW_LIMIT_S=${FLOW_LIMIT_S:-60} # upper bound of any one program's life
@@ -39,15 +37,43 @@ flow_log() { echo "e2e: $*" >&2; }
 flow_init() {
   FLOW_B=$(cd "${1:?build dir}" && pwd)
   FLOW_W=${2:?work dir}
+  FLOW_MODE=${3:-netns}
   mkdir -p "$FLOW_W"
   GW_BIN=$FLOW_B/gateway/mdcast-gateway
   TAP_BIN=$FLOW_B/feedhandler/tools/mdfeed-tap
   PUB_BIN=$FLOW_B/feedhandler/tools/mdcast-pub
   ITCHGEN_BIN=$FLOW_B/tests/tools/itchgen
   IPAM_BIN=$FLOW_B/ipam/eni-ipam
-  export TB_BUILD_DIR=$FLOW_B
-  export TB_STATE_ROOT=$FLOW_W/testbed
-  export TB_TAG; TB_TAG=$(printf 'e%x%02x' "$$" "$((RANDOM % 256))")
+  if [ "$FLOW_MODE" = netns ]; then
+    export TB_BUILD_DIR=$FLOW_B
+    export TB_STATE_ROOT=$FLOW_W/testbed
+    export TB_TAG; TB_TAG=$(printf 'e%x%02x' "$$" "$((RANDOM % 256))")
+    # The testbed's addresses (tests/testbed/testbed.sh): pods .101, .102, ... in creation order.
+    FLOW_GW_ADDR=198.18.0.101   # gw's eth0: ingress, metrics, retransmission (a Service)
+    FLOW_MC_IF=net1             # the ENI that host-device moved into the pod
+    FLOW_VM_IF=eth0
+    FLOW_LOOP=false
+    FLOW_LINE_A=239.18.1.1:30001
+    FLOW_LINE_B=239.18.2.1:30001
+    FLOW_INGRESS_PORT=7000 FLOW_METRICS_PORT=9100 FLOW_RETRANSMIT_PORT=31001
+  else
+    # Loopback is shared with everything else on the machine: ports and groups from the pid,
+    # so two demos (or a test) at once do not hear each other.
+    local k=$(($$ % 200))
+    FLOW_GW_ADDR=127.0.0.1
+    FLOW_MC_IF=lo FLOW_VM_IF=lo FLOW_LOOP=true
+    FLOW_LINE_A=239.18.$((k + 1)).1:$((40000 + k))
+    FLOW_LINE_B=239.18.$((k + 1)).2:$((40000 + k))
+    FLOW_INGRESS_PORT=$((41000 + k)) FLOW_METRICS_PORT=$((42000 + k)) FLOW_RETRANSMIT_PORT=$((43000 + k))
+  fi
+}
+
+# flow_spawn HOST CMD...: CMD inside HOST's namespace (netns mode) or here (loopback mode).
+# It execs, so use it only in the background (`flow_spawn gw prog &`, then $! is prog) or in a
+# subshell.
+flow_spawn() {
+  local h=$1; shift
+  if [ "$FLOW_MODE" = netns ]; then exec ip netns exec "$TB_TAG-$h" "$@"; else exec "$@"; fi
 }
 
 # Prints what is missing to run the flow (empty when nothing is).
@@ -55,10 +81,12 @@ flow_missing() {
   local m=() f
   local need=("$GW_BIN" "$TAP_BIN" "$PUB_BIN" "$ITCHGEN_BIN" "$IPAM_BIN")
   # TB_IPAM=static (development only) stands the static IPAM in for eni-ipam.
-  [ "${TB_IPAM:-}" = static ] && unset 'need[4]'
+  [ "${TB_IPAM:-}" = static ] || [ "$FLOW_MODE" = loopback ] && unset 'need[4]'
   for f in "${need[@]}"; do
     [ -x "$f" ] || m+=("${f#"$FLOW_B"/}")
   done
+  command -v socat >/dev/null || m+=(socat)
+  if [ "$FLOW_MODE" = loopback ]; then echo "${m[*]}"; return; fi
   [ -f "$FLOW_SRC/deploy/k8s/base/hostdevice-multicast-network.json" ] ||
     m+=(deploy/k8s/base/hostdevice-multicast-network.json)
   [ -f "$FLOW_SRC/tests/tools/mock_imds.py" ] || m+=(tests/tools/mock_imds.py)
@@ -84,11 +112,11 @@ flow_gateway_config() {
 {
   "log_level": "info",
   "ingress": {
-    "listen": "$FLOW_GW_VPC:$FLOW_INGRESS_PORT", "heartbeat_ms": 1000, "idle_timeout_ms": 15000,
+    "listen": "$FLOW_GW_ADDR:$FLOW_INGRESS_PORT", "heartbeat_ms": 1000, "idle_timeout_ms": 15000,
     "users": [{"username": "$FLOW_USER", "password": "$FLOW_PASSWORD", "channel": "itch"}]
   },
   "egress": {
-    "interface": "net1", "ttl": 8, "loop": false, "payload_budget": 1400, "io": "auto",
+    "interface": "$FLOW_MC_IF", "ttl": 8, "loop": $FLOW_LOOP, "payload_budget": 1400, "io": "auto",
     "heartbeat_ms": 1000, "end_of_session_repeats": 3
   },
   "channels": [{
@@ -99,17 +127,17 @@ flow_gateway_config() {
     "address": "0.0.0.0", "max_messages_per_request": 1000,
     "rate_messages_per_s": 200000, "burst_messages": 50000
   },
-  "metrics": {"listen": "$FLOW_GW_VPC:$FLOW_METRICS_PORT"}
+  "metrics": {"listen": "$FLOW_GW_ADDR:$FLOW_METRICS_PORT"}
 }
 EOF
 }
 
 # flow_http PATH: GET on the gateway's metrics address, from the publisher pod over the VPC.
 flow_http() {
-  ip netns exec "$TB_TAG-pub" timeout 5 python3 -c '
+  (flow_spawn pub timeout 5 python3 -c '
 import sys, urllib.request
 with urllib.request.urlopen(sys.argv[1], timeout=3) as r:
-    sys.stdout.write(r.read().decode())' "http://$FLOW_GW_VPC:$FLOW_METRICS_PORT$1"
+    sys.stdout.write(r.read().decode())' "http://$FLOW_GW_ADDR:$FLOW_METRICS_PORT$1")
 }
 
 # flow_gateway_start [LOG_FILTER_CMD]: the gateway's stderr (JSON log lines) goes to gw.log.
@@ -117,7 +145,7 @@ flow_gateway_start() {
   flow_gateway_config >"$FLOW_W/gateway.json"
   "$GW_BIN" --config "$FLOW_W/gateway.json" --check >/dev/null 2>"$FLOW_W/gw-check.log" ||
     { cat "$FLOW_W/gw-check.log" >&2; return 1; }
-  ip netns exec "$TB_TAG-gw" timeout "$FLOW_LIMIT_S" "$GW_BIN" --config "$FLOW_W/gateway.json" \
+  flow_spawn gw timeout "$FLOW_LIMIT_S" "$GW_BIN" --config "$FLOW_W/gateway.json" \
     >"$FLOW_W/gw.out" 2>"$FLOW_W/gw.log" &
   FLOW_GW_PID=$!
   FLOW_PIDS+=("$FLOW_GW_PID")
@@ -136,23 +164,25 @@ flow_gateway_start() {
 flow_taps_start() {
   local c
   for c in c1 c2; do
-    ip netns exec "$TB_TAG-$c" timeout "$FLOW_LIMIT_S" "$TAP_BIN" --group "$FLOW_LINE_A" \
-      --group-b "$FLOW_LINE_B" --interface net1 --session "$FLOW_SESSION" \
-      --retransmit "$FLOW_GW_VPC:$FLOW_RETRANSMIT_PORT" "$@" >"$FLOW_W/$c.out" 2>"$FLOW_W/$c.err" &
+    flow_spawn "$c" timeout "$FLOW_LIMIT_S" "$TAP_BIN" --group "$FLOW_LINE_A" \
+      --group-b "$FLOW_LINE_B" --interface "$FLOW_MC_IF" --session "$FLOW_SESSION" \
+      --retransmit "$FLOW_GW_ADDR:$FLOW_RETRANSMIT_PORT" "$@" >"$FLOW_W/$c.out" 2>"$FLOW_W/$c.err" &
     FLOW_PIDS+=($!)
     eval "FLOW_TAP_PID_$c=\$!"
   done
 }
 
-# The VM is a legacy EC2 client: plain socat, no project code. vm2 joins nothing and counts
-# every multicast UDP frame that reaches its link.
+# The VM is a legacy EC2 client: plain socat, no project code. It binds the group's address so
+# that, on a shared loopback, it hears line A only. vm2 joins nothing and counts every multicast
+# UDP frame that reaches its link (netns mode only).
 flow_legacy_start() {
-  ip netns exec "$TB_TAG-vm1" timeout "$FLOW_LIMIT_S" socat -u \
-    "UDP4-RECV:${FLOW_LINE_A#*:},ip-add-membership=${FLOW_LINE_A%:*}:eth0,rcvbuf=4194304" \
+  flow_spawn vm1 timeout "$FLOW_LIMIT_S" socat -u \
+    "UDP4-RECV:${FLOW_LINE_A#*:},bind=${FLOW_LINE_A%:*},reuseaddr,ip-add-membership=${FLOW_LINE_A%:*}:$FLOW_VM_IF,rcvbuf=4194304" \
     "OPEN:$FLOW_W/vm1.mold,creat,trunc" 2>"$FLOW_W/vm1.err" &
   FLOW_VM_PID=$!
   FLOW_PIDS+=("$FLOW_VM_PID")
-  ip netns exec "$TB_TAG-vm2" python3 "$FLOW_SRC/tests/testbed/mcount.py" --iface eth0 \
+  [ "$FLOW_MODE" = netns ] || return 0
+  flow_spawn vm2 python3 "$FLOW_SRC/tests/testbed/mcount.py" --iface eth0 \
     --duration "$FLOW_LIMIT_S" >"$FLOW_W/vm2.count" &
   FLOW_IDLE_PID=$!
   FLOW_PIDS+=("$FLOW_IDLE_PID")
@@ -160,6 +190,16 @@ flow_legacy_start() {
 
 # Until the bridge's group table shows every join (bounded: 10 s).
 flow_wait_joins() {
+  if [ "$FLOW_MODE" = loopback ]; then
+    # No bridge to ask: wait for the taps' "joined" line and give socat a moment.
+    local t
+    for ((t = 0; t < 100; t++)); do
+      grep -q joined "$FLOW_W/c1.err" 2>/dev/null && grep -q joined "$FLOW_W/c2.err" 2>/dev/null && break
+      sleep 0.1
+    done
+    sleep 0.3
+    return 0
+  fi
   local want=("node2 grp ${FLOW_LINE_A%:*}" "node2 grp ${FLOW_LINE_B%:*}"
               "node3 grp ${FLOW_LINE_A%:*}" "node3 grp ${FLOW_LINE_B%:*}" "vm1 grp ${FLOW_LINE_A%:*}")
   local t w mdb ok
@@ -177,9 +217,9 @@ flow_wait_joins() {
 # flow_publish NAME ARGS...: mdcast-pub from the publisher pod, over TCP on the VPC.
 flow_publish() {
   local name=$1; shift
-  ip netns exec "$TB_TAG-pub" timeout "$FLOW_LIMIT_S" "$PUB_BIN" \
-    --connect "$FLOW_GW_VPC:$FLOW_INGRESS_PORT" --user "$FLOW_USER" --password "$FLOW_PASSWORD" \
-    --json "$@" >"$FLOW_W/$name.out" 2>"$FLOW_W/$name.err"
+  (flow_spawn pub timeout "$FLOW_LIMIT_S" "$PUB_BIN" \
+    --connect "$FLOW_GW_ADDR:$FLOW_INGRESS_PORT" --user "$FLOW_USER" --password "$FLOW_PASSWORD" \
+    --json "$@" >"$FLOW_W/$name.out" 2>"$FLOW_W/$name.err")
 }
 
 # flow_wait PID SECONDS: wait for a background program, at most SECONDS; returns its exit code
@@ -236,5 +276,5 @@ flow_cleanup() {
   local p
   for p in "${FLOW_PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
   for p in "${FLOW_PIDS[@]}"; do flow_wait "$p" 3 >/dev/null 2>&1 || true; done
-  if [ -n "${TB_TAG:-}" ]; then "$TB" down >/dev/null 2>&1 || true; fi
+  if [ "${FLOW_MODE:-}" = netns ] && [ -n "${TB_TAG:-}" ]; then "$TB" down >/dev/null 2>&1 || true; fi
 }
