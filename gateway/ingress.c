@@ -1,0 +1,364 @@
+/* Ingress, listen mode: a SoupBinTCP 3.0 server for publishers. A publisher logs in with a
+ * configured username/password (which names its channel) and sends unsequenced data packets,
+ * one message each. Anything malformed or out of order closes that connection only, with a
+ * log line naming the peer and the reason; every other publisher keeps flowing. */
+#include "gateway.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct conn {
+    uv_tcp_t tcp;
+    gw_t *gw;
+    struct conn *prev, *next;
+    mdfeed_soup_parser_t parser;
+    int user; /* index into cfg.users, -1 before login */
+    bool closing;
+    uint64_t last_rx_ms, last_tx_ms;
+    uint64_t arrival_ns; /* of the bytes being parsed */
+    char peer[48];
+} conn_t;
+
+struct gw_ingress {
+    uv_tcp_t server;
+    uv_timer_t timer;
+    conn_t *conns;
+    int nconns;
+    int publishers; /* logged in */
+    int open_handles; /* freed when both the server and the timer have closed */
+    char rbuf[65536];
+};
+
+const char *const gw_close_reason_names[8] = {"garbage",      "oversize",     "empty_frame",
+                                              "before_login", "second_login", "bad_login",
+                                              "idle",         "other"};
+
+static void on_conn_closed(uv_handle_t *h)
+{
+    conn_t *c = h->data;
+    mdfeed_soup_parser_close(&c->parser);
+    free(c);
+}
+
+static void close_conn(conn_t *c, int reason, const char *detail)
+{
+    if (c->closing)
+        return;
+    c->closing = true;
+    gw_ingress_t *in = c->gw->ingress;
+    if (reason >= 0) {
+        gw_metrics.rejected[reason]++;
+        gw_log(GW_LOG_WARN, "publisher %s%s%s: closing: %s", c->peer,
+               c->user >= 0 ? " user " : "", c->user >= 0 ? c->gw->cfg.users[c->user].username : "",
+               detail);
+    } else {
+        gw_log(GW_LOG_INFO, "publisher %s: %s", c->peer, detail);
+    }
+    if (c->user >= 0)
+        in->publishers--;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        in->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    in->nconns--;
+    uv_read_stop((uv_stream_t *)&c->tcp);
+    uv_close((uv_handle_t *)&c->tcp, on_conn_closed);
+}
+
+typedef struct {
+    uv_write_t req;
+    uv_buf_t buf;
+    char data[64];
+} write_t;
+
+static void on_written(uv_write_t *req, int status)
+{
+    (void)status; /* a failed write shows up as a read error or EOF on the same stream */
+    free(req->data);
+}
+
+/* Sends one small frame (login reply, heartbeat). */
+static void send_frame(conn_t *c, const void *frame, size_t len)
+{
+    uv_buf_t b = uv_buf_init((char *)frame, (unsigned)len);
+    int rc = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+    if (rc == (int)len) {
+        c->last_tx_ms = uv_now(c->gw->loop);
+        return;
+    }
+    size_t off = rc > 0 ? (size_t)rc : 0;
+    write_t *w = malloc(sizeof(*w));
+    if (!w || len - off > sizeof(w->data)) {
+        free(w);
+        return;
+    }
+    memcpy(w->data, (const char *)frame + off, len - off);
+    w->buf = uv_buf_init(w->data, (unsigned)(len - off));
+    w->req.data = w;
+    if (uv_write(&w->req, (uv_stream_t *)&c->tcp, &w->buf, 1, on_written) != 0)
+        free(w);
+    c->last_tx_ms = uv_now(c->gw->loop);
+}
+
+static int find_user(const gw_config_t *cfg, const mdfeed_soup_login_t *l)
+{
+    for (int i = 0; i < cfg->nusers; i++)
+        if (strcmp(cfg->users[i].username, l->username) == 0 &&
+            strcmp(cfg->users[i].password, l->password) == 0)
+            return i;
+    return -1;
+}
+
+static void reject(conn_t *c, char reason, const char *why)
+{
+    uint8_t f[8];
+    int n = mdfeed_soup_encode_login_rejected(f, sizeof(f), reason);
+    if (n > 0)
+        send_frame(c, f, (size_t)n);
+    gw_metrics.rejected[GW_CLOSE_BAD_LOGIN]++;
+    gw_log(GW_LOG_WARN, "publisher %s: login rejected (%c): %s", c->peer, reason, why);
+    close_conn(c, -1, "closed after login reject");
+}
+
+static int on_login(conn_t *c, const uint8_t *payload, size_t len)
+{
+    gw_t *gw = c->gw;
+    mdfeed_soup_login_t login;
+    if (c->user >= 0) {
+        close_conn(c, GW_CLOSE_SECOND_LOGIN, "second login request");
+        return 1;
+    }
+    int rc = mdfeed_soup_decode_login_request(payload, len, &login);
+    if (rc) {
+        char why[128];
+        snprintf(why, sizeof(why), "bad login request: %s", mdfeed_strerror(rc));
+        close_conn(c, GW_CLOSE_BAD_LOGIN, why);
+        return 1;
+    }
+    int u = find_user(&gw->cfg, &login);
+    if (u < 0) {
+        reject(c, MDFEED_SOUP_REJECT_NOT_AUTHORIZED, "unknown user or wrong password");
+        return 1;
+    }
+    int ch = gw->cfg.users[u].channel;
+    char session[MDFEED_MOLD_SESSION_LEN + 1];
+    mdfeed_mold_session_str(gw->cfg.channels[ch].session, session);
+    if (login.session[0] && strcmp(login.session, session) != 0) {
+        reject(c, MDFEED_SOUP_REJECT_SESSION_NOT_AVAIL, "requested session is not current");
+        return 1;
+    }
+    mdfeed_soup_accept_t acc;
+    memset(&acc, 0, sizeof(acc));
+    snprintf(acc.session, sizeof(acc.session), "%s", session);
+    acc.seq = gw->chans[ch].next_seq;
+    uint8_t f[64];
+    int n = mdfeed_soup_encode_login_accepted(f, sizeof(f), &acc);
+    if (n > 0)
+        send_frame(c, f, (size_t)n);
+    c->user = u;
+    gw->ingress->publishers++;
+    gw_log(GW_LOG_INFO, "publisher %s: logged in as %s on channel %s", c->peer,
+           gw->cfg.users[u].username, gw->cfg.channels[ch].name);
+    return 0;
+}
+
+static int on_frame(void *data, char type, const uint8_t *payload, size_t len)
+{
+    conn_t *c = data;
+    gw_t *gw = c->gw;
+    char why[96];
+    switch (type) {
+    case MDFEED_SOUP_LOGIN_REQUEST:
+        return on_login(c, payload, len);
+    case MDFEED_SOUP_UNSEQUENCED_DATA:
+        if (c->user < 0) {
+            close_conn(c, GW_CLOSE_BEFORE_LOGIN, "data before login");
+            return 1;
+        }
+        if (gw->stopping)
+            return 0; /* ingress is stopping: nothing after the end of session */
+        if (gw_sequence(gw, gw->cfg.users[c->user].channel, payload, len, c->arrival_ns) == 0) {
+            close_conn(c, GW_CLOSE_OTHER, "message could not be sequenced");
+            return 1;
+        }
+        gw_metrics.messages_in[c->user]++;
+        gw_metrics.bytes_in[c->user] += len;
+        return 0;
+    case MDFEED_SOUP_CLIENT_HEARTBEAT:
+    case MDFEED_SOUP_DEBUG:
+        return 0;
+    case MDFEED_SOUP_LOGOUT_REQUEST:
+        close_conn(c, -1, "logged out");
+        return 1;
+    default:
+        if (mdfeed_soup_type_known(type))
+            snprintf(why, sizeof(why), "unexpected packet type '%c' (%s) from a client", type,
+                     mdfeed_soup_type_name(type));
+        else
+            snprintf(why, sizeof(why), "unknown packet type 0x%02x", (unsigned char)type);
+        close_conn(c, GW_CLOSE_GARBAGE, why);
+        return 1;
+    }
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    (void)suggested;
+    conn_t *c = h->data;
+    gw_ingress_t *in = c->gw->ingress;
+    /* Reads are parsed synchronously in on_read, so one buffer serves every connection. */
+    *buf = uv_buf_init(in->rbuf, sizeof(in->rbuf));
+}
+
+static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
+{
+    (void)buf;
+    conn_t *c = s->data;
+    if (n == 0 || c->closing)
+        return;
+    if (n < 0) {
+        if (n == UV_EOF)
+            close_conn(c, mdfeed_soup_parser_partial(&c->parser) ? GW_CLOSE_OTHER : -1,
+                       mdfeed_soup_parser_partial(&c->parser) ? "closed mid-frame"
+                                                              : "disconnected");
+        else
+            close_conn(c, GW_CLOSE_OTHER, uv_strerror((int)n));
+        return;
+    }
+    c->last_rx_ms = uv_now(c->gw->loop);
+    c->arrival_ns = uv_hrtime(); /* one clock read per read(), shared by its messages */
+    int rc = mdfeed_soup_parser_feed(&c->parser, c->gw->ingress->rbuf, (size_t)n, on_frame, c);
+    if (rc == MDFEED_ESOUP_OVERSIZE)
+        close_conn(c, GW_CLOSE_OVERSIZE, "frame longer than the payload budget allows");
+    else if (rc == MDFEED_ESOUP_EMPTY)
+        close_conn(c, GW_CLOSE_EMPTY, "zero-length frame");
+    else if (rc < 0)
+        close_conn(c, GW_CLOSE_GARBAGE, mdfeed_strerror(rc));
+}
+
+static void on_connection(uv_stream_t *server, int status)
+{
+    gw_t *gw = server->data;
+    if (status < 0) {
+        gw_log(GW_LOG_WARN, "ingress accept: %s", uv_strerror(status));
+        return;
+    }
+    conn_t *c = calloc(1, sizeof(*c));
+    if (!c)
+        return;
+    c->gw = gw;
+    c->user = -1;
+    uv_tcp_init(gw->loop, &c->tcp);
+    c->tcp.data = c;
+    /* The largest frame: type byte + the largest message one packet can carry. */
+    size_t max_frame = 1 + gw->cfg.payload_budget - MDFEED_MOLD_HEADER_LEN - MDFEED_MOLD_BLOCK_HDR_LEN;
+    if (mdfeed_soup_parser_init(&c->parser, max_frame) != 0 ||
+        uv_accept(server, (uv_stream_t *)&c->tcp) != 0) {
+        uv_close((uv_handle_t *)&c->tcp, on_conn_closed);
+        return;
+    }
+    struct sockaddr_storage ss;
+    int sl = sizeof(ss);
+    char ip[INET6_ADDRSTRLEN] = "?";
+    uint16_t port = 0;
+    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &sl) == 0 && ss.ss_family == AF_INET) {
+        struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
+        inet_ntop(AF_INET, &sin->sin_addr, ip, sizeof(ip));
+        port = ntohs(sin->sin_port);
+    }
+    snprintf(c->peer, sizeof(c->peer), "%s:%u", ip, port);
+    uv_tcp_nodelay(&c->tcp, 1);
+    gw_ingress_t *in = gw->ingress;
+    c->next = in->conns;
+    if (in->conns)
+        in->conns->prev = c;
+    in->conns = c;
+    in->nconns++;
+    c->last_rx_ms = c->last_tx_ms = uv_now(gw->loop);
+    uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+    gw_log(GW_LOG_DEBUG, "publisher %s: connected", c->peer);
+}
+
+/* Server heartbeats after a second of silence, and drops of silent clients. */
+static void on_timer(uv_timer_t *t)
+{
+    gw_t *gw = t->data;
+    uint64_t now = uv_now(gw->loop);
+    conn_t *next;
+    for (conn_t *c = gw->ingress->conns; c; c = next) {
+        next = c->next;
+        if (now - c->last_rx_ms >= gw->cfg.idle_timeout_ms) {
+            close_conn(c, GW_CLOSE_IDLE, "silent past the idle timeout");
+            continue;
+        }
+        if (c->user >= 0 && now - c->last_tx_ms >= gw->cfg.ingress_heartbeat_ms) {
+            uint8_t f[4];
+            int n = mdfeed_soup_encode(f, sizeof(f), MDFEED_SOUP_SERVER_HEARTBEAT, NULL, 0);
+            if (n > 0)
+                send_frame(c, f, (size_t)n);
+        }
+    }
+}
+
+int gw_ingress_start(gw_t *gw)
+{
+    gw_ingress_t *in = calloc(1, sizeof(*in));
+    if (!in)
+        return -1;
+    gw->ingress = in;
+    uv_tcp_init(gw->loop, &in->server);
+    in->server.data = gw;
+    uv_timer_init(gw->loop, &in->timer);
+    in->timer.data = gw;
+    int rc = uv_tcp_bind(&in->server, (const struct sockaddr *)&gw->cfg.ingress_listen, 0);
+    if (rc == 0)
+        rc = uv_listen((uv_stream_t *)&in->server, 128, on_connection);
+    char ip[INET_ADDRSTRLEN];
+    inet_ntop(AF_INET, &gw->cfg.ingress_listen.sin_addr, ip, sizeof(ip));
+    if (rc) {
+        gw_log(GW_LOG_ERROR, "ingress listen on %s:%u: %s", ip,
+               ntohs(gw->cfg.ingress_listen.sin_port), uv_strerror(rc));
+        return -1;
+    }
+    uint64_t tick = gw->cfg.ingress_heartbeat_ms / 4 ? gw->cfg.ingress_heartbeat_ms / 4 : 1;
+    uv_timer_start(&in->timer, on_timer, tick, tick);
+    struct sockaddr_in bound;
+    int bl = sizeof(bound);
+    uv_tcp_getsockname(&in->server, (struct sockaddr *)&bound, &bl);
+    gw_log(GW_LOG_INFO, "ingress listening on %s:%u (SoupBinTCP)", ip, ntohs(bound.sin_port));
+    return 0;
+}
+
+/* libuv runs close callbacks in its own order: free only after the last one. */
+static void free_ingress(uv_handle_t *h)
+{
+    gw_ingress_t *in = h->data;
+    if (--in->open_handles == 0)
+        free(in);
+}
+
+void gw_ingress_stop(gw_t *gw)
+{
+    gw_ingress_t *in = gw->ingress;
+    if (!in)
+        return;
+    while (in->conns)
+        close_conn(in->conns, -1, "gateway shutting down");
+    uv_timer_stop(&in->timer);
+    in->open_handles = 2;
+    in->timer.data = in;
+    uv_close((uv_handle_t *)&in->timer, free_ingress);
+    in->server.data = in;
+    uv_close((uv_handle_t *)&in->server, free_ingress);
+    gw->ingress = NULL;
+}
+
+int gw_ingress_publishers(const gw_t *gw)
+{
+    return gw->ingress ? gw->ingress->publishers : 0;
+}

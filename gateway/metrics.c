@@ -1,0 +1,373 @@
+/* Metrics and health over a minimal HTTP/1.1 server on libuv: GET /metrics (Prometheus text
+ * exposition 0.0.4), /healthz (the loop is alive: it answered), /readyz (egress is set up and
+ * the egress interface holds its address). One request per connection, then close. */
+#include "gateway.h"
+
+#include <arpa/inet.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+gw_metrics_t gw_metrics;
+const double gw_lat_bounds_us[GW_LAT_BUCKETS] = {1,  2,  5,   10,  20,  30,   40,   50,
+                                                 75, 100, 200, 500, 1000, 2000, 5000, 10000};
+const unsigned gw_flush_bounds[GW_FLUSH_BUCKETS] = {1, 2, 4, 8, 16, 32, 64, 128, 256, 512};
+
+void gw_metrics_observe_latency(uint64_t ns, uint64_t weight)
+{
+    double us = (double)ns / 1000.0;
+    int i = 0;
+    while (i < GW_LAT_BUCKETS && us > gw_lat_bounds_us[i])
+        i++;
+    gw_metrics.lat_buckets[i] += weight;
+    gw_metrics.lat_sum_ns += ns * weight;
+    gw_metrics.lat_count += weight;
+}
+
+void gw_metrics_observe_flush(unsigned packets)
+{
+    int i = 0;
+    while (i < GW_FLUSH_BUCKETS && packets > gw_flush_bounds[i])
+        i++;
+    gw_metrics.flush_buckets[i]++;
+    gw_metrics.flush_sum += packets;
+    gw_metrics.flush_count++;
+}
+
+typedef struct {
+    char *p;
+    size_t len, cap;
+    bool oom;
+} sbuf_t;
+
+__attribute__((format(printf, 2, 3))) static void sb_printf(sbuf_t *b, const char *fmt, ...)
+{
+    for (;;) {
+        if (b->oom)
+            return;
+        va_list ap;
+        va_start(ap, fmt);
+        int n = vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap);
+        va_end(ap);
+        if (n >= 0 && (size_t)n < b->cap - b->len) {
+            b->len += (size_t)n;
+            return;
+        }
+        char *np = realloc(b->p, b->cap * 2);
+        if (!np) {
+            b->oom = true;
+            return;
+        }
+        b->p = np;
+        b->cap *= 2;
+    }
+}
+
+static void help(sbuf_t *b, const char *name, const char *type, const char *text)
+{
+    sb_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, text, name, type);
+}
+
+static void render_histogram(sbuf_t *b, const char *name, const uint64_t *buckets, int nb,
+                             const double *bounds, double scale, double sum, uint64_t count)
+{
+    uint64_t cum = 0;
+    for (int i = 0; i < nb; i++) {
+        cum += buckets[i];
+        sb_printf(b, "%s_bucket{le=\"%g\"} %llu\n", name, bounds[i] * scale,
+                  (unsigned long long)cum);
+    }
+    cum += buckets[nb];
+    sb_printf(b, "%s_bucket{le=\"+Inf\"} %llu\n%s_sum %.9g\n%s_count %llu\n", name,
+              (unsigned long long)cum, name, sum, name, (unsigned long long)count);
+}
+
+static void render_ingress(sbuf_t *b, const gw_t *gw)
+{
+    const gw_config_t *cfg = &gw->cfg;
+    help(b, "mdcast_messages_in_total", "counter", "Messages received, by publisher and channel.");
+    for (int u = 0; u < cfg->nusers; u++)
+        sb_printf(b, "mdcast_messages_in_total{publisher=\"%s\",channel=\"%s\"} %llu\n",
+                  cfg->users[u].username, cfg->channels[cfg->users[u].channel].name,
+                  (unsigned long long)gw_metrics.messages_in[u]);
+    help(b, "mdcast_bytes_in_total", "counter", "Message bytes received, by publisher and channel.");
+    for (int u = 0; u < cfg->nusers; u++)
+        sb_printf(b, "mdcast_bytes_in_total{publisher=\"%s\",channel=\"%s\"} %llu\n",
+                  cfg->users[u].username, cfg->channels[cfg->users[u].channel].name,
+                  (unsigned long long)gw_metrics.bytes_in[u]);
+    help(b, "mdcast_publishers_connected", "gauge", "Publishers logged in now.");
+    sb_printf(b, "mdcast_publishers_connected %d\n", gw_ingress_publishers(gw));
+    help(b, "mdcast_publisher_closes_total", "counter",
+         "Publisher connections closed by the gateway, by reason.");
+    for (int r = 0; r < 8; r++)
+        sb_printf(b, "mdcast_publisher_closes_total{reason=\"%s\"} %llu\n",
+                  gw_close_reason_names[r], (unsigned long long)gw_metrics.rejected[r]);
+}
+
+static void render_egress(sbuf_t *b, const gw_t *gw)
+{
+    const gw_config_t *cfg = &gw->cfg;
+    help(b, "mdcast_packets_out_total", "counter", "Datagrams sent, by channel and line.");
+    for (int ch = 0; ch < cfg->nchannels; ch++)
+        for (int l = 0; l < cfg->channels[ch].nlines; l++)
+            sb_printf(b, "mdcast_packets_out_total{channel=\"%s\",line=\"%c\"} %llu\n",
+                      cfg->channels[ch].name, 'A' + l,
+                      (unsigned long long)gw_metrics.packets_out[gw_egress_sock(ch, l)]);
+    help(b, "mdcast_bytes_out_total", "counter", "UDP payload bytes sent, by channel and line.");
+    for (int ch = 0; ch < cfg->nchannels; ch++)
+        for (int l = 0; l < cfg->channels[ch].nlines; l++)
+            sb_printf(b, "mdcast_bytes_out_total{channel=\"%s\",line=\"%c\"} %llu\n",
+                      cfg->channels[ch].name, 'A' + l,
+                      (unsigned long long)gw_metrics.bytes_out[gw_egress_sock(ch, l)]);
+    help(b, "mdcast_heartbeats_sent_total", "counter", "MoldUDP64 heartbeats sent, by channel.");
+    for (int ch = 0; ch < cfg->nchannels; ch++)
+        sb_printf(b, "mdcast_heartbeats_sent_total{channel=\"%s\"} %llu\n", cfg->channels[ch].name,
+                  (unsigned long long)gw_metrics.heartbeats[ch]);
+    help(b, "mdcast_next_sequence", "gauge", "Sequence number the next message gets.");
+    for (int ch = 0; ch < cfg->nchannels; ch++)
+        sb_printf(b, "mdcast_next_sequence{channel=\"%s\"} %llu\n", cfg->channels[ch].name,
+                  (unsigned long long)gw->chans[ch].next_seq);
+    help(b, "mdcast_egress_backend", "gauge", "Egress backend in use (1).");
+    sb_printf(b, "mdcast_egress_backend{backend=\"%s\"} 1\n",
+              gw->egress.ops ? gw->egress.ops->name : "none");
+    help(b, "mdcast_egress_uring_fallback", "gauge",
+         "1 when io_uring was wanted but refused and egress fell back to sendmmsg.");
+    sb_printf(b, "mdcast_egress_uring_fallback %d\n", gw->egress.uring_refused ? 1 : 0);
+    help(b, "mdcast_send_retries_total", "counter", "Sends retried (ENOBUFS, EAGAIN, short).");
+    sb_printf(b, "mdcast_send_retries_total %llu\n", (unsigned long long)gw_metrics.send_retries);
+    help(b, "mdcast_send_errors_total", "counter", "Sends that failed for good.");
+    sb_printf(b, "mdcast_send_errors_total %llu\n", (unsigned long long)gw_metrics.send_errors);
+    double fb[GW_FLUSH_BUCKETS];
+    for (int i = 0; i < GW_FLUSH_BUCKETS; i++)
+        fb[i] = gw_flush_bounds[i];
+    help(b, "mdcast_flush_packets", "histogram", "Datagrams per flush (one submission).");
+    render_histogram(b, "mdcast_flush_packets", gw_metrics.flush_buckets, GW_FLUSH_BUCKETS, fb, 1,
+                     (double)gw_metrics.flush_sum, gw_metrics.flush_count);
+    help(b, "mdcast_arrival_to_send_seconds", "histogram",
+         "Time from a message's arrival on the ingress socket to its datagram's send.");
+    render_histogram(b, "mdcast_arrival_to_send_seconds", gw_metrics.lat_buckets, GW_LAT_BUCKETS,
+                     gw_lat_bounds_us, 1e-6, (double)gw_metrics.lat_sum_ns / 1e9,
+                     gw_metrics.lat_count);
+}
+
+static void render_retransmit(sbuf_t *b, const gw_t *gw)
+{
+    const gw_config_t *cfg = &gw->cfg;
+    help(b, "mdcast_rerequests_total", "counter", "Re-requests by channel and outcome.");
+    for (int ch = 0; ch < cfg->nchannels; ch++) {
+        const char *n = cfg->channels[ch].name;
+        sb_printf(b, "mdcast_rerequests_total{channel=\"%s\",result=\"served\"} %llu\n", n,
+                  (unsigned long long)gw_metrics.rr_served[ch]);
+        sb_printf(b, "mdcast_rerequests_total{channel=\"%s\",result=\"ignored\"} %llu\n", n,
+                  (unsigned long long)gw_metrics.rr_ignored[ch]);
+        sb_printf(b, "mdcast_rerequests_total{channel=\"%s\",result=\"rate_limited\"} %llu\n", n,
+                  (unsigned long long)gw_metrics.rr_limited[ch]);
+    }
+    help(b, "mdcast_retransmitted_messages_total", "counter", "Messages resent on re-request.");
+    for (int ch = 0; ch < cfg->nchannels; ch++)
+        sb_printf(b, "mdcast_retransmitted_messages_total{channel=\"%s\"} %llu\n",
+                  cfg->channels[ch].name, (unsigned long long)gw_metrics.rr_messages[ch]);
+    help(b, "mdcast_unservable_messages_total", "counter",
+         "Requested messages already gone from the ring.");
+    for (int ch = 0; ch < cfg->nchannels; ch++)
+        sb_printf(b, "mdcast_unservable_messages_total{channel=\"%s\"} %llu\n",
+                  cfg->channels[ch].name, (unsigned long long)gw_metrics.rr_unservable[ch]);
+}
+
+char *gw_metrics_render(const gw_t *gw, size_t *len)
+{
+    sbuf_t b = {malloc(16384), 0, 16384, false};
+    if (!b.p)
+        return NULL;
+    render_ingress(&b, gw);
+    render_egress(&b, gw);
+    render_retransmit(&b, gw);
+    if (b.oom) {
+        free(b.p);
+        return NULL;
+    }
+    *len = b.len;
+    return b.p;
+}
+
+bool gw_ready(const gw_t *gw)
+{
+    return gw->egress_ready && !gw->stopping &&
+           gw_iface_has_addr(gw->egress_ifname, &gw->cfg.egress_addr);
+}
+
+/* ---------------------------------------------------------------- HTTP */
+#define HTTP_MAX_REQUEST 8192
+
+struct gw_http {
+    uv_tcp_t server;
+    gw_t *gw;
+};
+
+typedef struct {
+    uv_tcp_t tcp;
+    gw_t *gw;
+    size_t len;
+    bool answered;
+    uv_write_t wreq;
+    char *resp;
+    char req[HTTP_MAX_REQUEST];
+} http_conn_t;
+
+static void on_http_closed(uv_handle_t *h)
+{
+    http_conn_t *c = h->data;
+    free(c->resp);
+    free(c);
+}
+
+static void on_http_written(uv_write_t *w, int status)
+{
+    (void)status;
+    http_conn_t *c = w->data;
+    uv_close((uv_handle_t *)&c->tcp, on_http_closed);
+}
+
+static void respond(http_conn_t *c, int code, const char *reason, const char *ctype,
+                    const char *body, size_t blen, bool head)
+{
+    char hdr[256];
+    int hl = snprintf(hdr, sizeof(hdr),
+                      "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
+                      "Connection: close\r\n\r\n",
+                      code, reason, ctype, blen);
+    size_t total = (size_t)hl + (head ? 0 : blen);
+    c->resp = malloc(total);
+    c->answered = true;
+    uv_read_stop((uv_stream_t *)&c->tcp);
+    if (!c->resp) {
+        uv_close((uv_handle_t *)&c->tcp, on_http_closed);
+        return;
+    }
+    memcpy(c->resp, hdr, (size_t)hl);
+    if (!head && blen)
+        memcpy(c->resp + hl, body, blen);
+    uv_buf_t b = uv_buf_init(c->resp, (unsigned)total);
+    c->wreq.data = c;
+    if (uv_write(&c->wreq, (uv_stream_t *)&c->tcp, &b, 1, on_http_written) != 0)
+        uv_close((uv_handle_t *)&c->tcp, on_http_closed);
+}
+
+static void route(http_conn_t *c)
+{
+    char method[8], path[256];
+    c->req[c->len] = '\0';
+    if (sscanf(c->req, "%7s %255s HTTP/1.", method, path) != 2) {
+        respond(c, 400, "Bad Request", "text/plain", "bad request\n", 12, false);
+        return;
+    }
+    bool head = strcmp(method, "HEAD") == 0;
+    if (!head && strcmp(method, "GET") != 0) {
+        respond(c, 405, "Method Not Allowed", "text/plain", "GET only\n", 9, false);
+        return;
+    }
+    char *q = strchr(path, '?');
+    if (q)
+        *q = '\0';
+    if (strcmp(path, "/metrics") == 0) {
+        size_t len = 0;
+        char *body = gw_metrics_render(c->gw, &len);
+        if (!body) {
+            respond(c, 500, "Internal Server Error", "text/plain", "out of memory\n", 14, head);
+            return;
+        }
+        respond(c, 200, "OK", "text/plain; version=0.0.4; charset=utf-8", body, len, head);
+        free(body);
+    } else if (strcmp(path, "/healthz") == 0) {
+        respond(c, 200, "OK", "text/plain", "ok\n", 3, head);
+    } else if (strcmp(path, "/readyz") == 0) {
+        if (gw_ready(c->gw))
+            respond(c, 200, "OK", "text/plain", "ready\n", 6, head);
+        else
+            respond(c, 503, "Service Unavailable", "text/plain", "not ready\n", 10, head);
+    } else {
+        respond(c, 404, "Not Found", "text/plain", "not found\n", 10, head);
+    }
+}
+
+static void on_http_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    (void)suggested;
+    http_conn_t *c = h->data;
+    *buf = uv_buf_init(c->req + c->len, (unsigned)(HTTP_MAX_REQUEST - 1 - c->len));
+}
+
+static void on_http_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
+{
+    (void)buf;
+    http_conn_t *c = s->data;
+    if (c->answered || n == 0)
+        return;
+    if (n < 0) {
+        uv_read_stop(s);
+        uv_close((uv_handle_t *)&c->tcp, on_http_closed);
+        return;
+    }
+    c->len += (size_t)n;
+    c->req[c->len] = '\0';
+    if (strstr(c->req, "\r\n\r\n") || strstr(c->req, "\n\n"))
+        route(c);
+    else if (c->len >= HTTP_MAX_REQUEST - 1)
+        respond(c, 431, "Request Header Fields Too Large", "text/plain", "too large\n", 10,
+                false);
+}
+
+static void on_http_connection(uv_stream_t *server, int status)
+{
+    gw_http_t *h = server->data;
+    if (status < 0)
+        return;
+    http_conn_t *c = calloc(1, sizeof(*c));
+    if (!c)
+        return;
+    c->gw = h->gw;
+    uv_tcp_init(h->gw->loop, &c->tcp);
+    c->tcp.data = c;
+    if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0) {
+        uv_close((uv_handle_t *)&c->tcp, on_http_closed);
+        return;
+    }
+    uv_read_start((uv_stream_t *)&c->tcp, on_http_alloc, on_http_read);
+}
+
+int gw_http_start(gw_t *gw)
+{
+    gw_http_t *h = calloc(1, sizeof(*h));
+    if (!h)
+        return -1;
+    h->gw = gw;
+    gw->http = h;
+    uv_tcp_init(gw->loop, &h->server);
+    h->server.data = h;
+    int rc = uv_tcp_bind(&h->server, (const struct sockaddr *)&gw->cfg.metrics_listen, 0);
+    if (rc == 0)
+        rc = uv_listen((uv_stream_t *)&h->server, 64, on_http_connection);
+    char ip[INET_ADDRSTRLEN];
+    inet_ntop(AF_INET, &gw->cfg.metrics_listen.sin_addr, ip, sizeof(ip));
+    if (rc) {
+        gw_log(GW_LOG_ERROR, "metrics listen on %s:%u: %s", ip,
+               ntohs(gw->cfg.metrics_listen.sin_port), uv_strerror(rc));
+        return -1;
+    }
+    gw_log(GW_LOG_INFO, "metrics listening on %s:%u", ip, ntohs(gw->cfg.metrics_listen.sin_port));
+    return 0;
+}
+
+static void free_http(uv_handle_t *h)
+{
+    free(h->data);
+}
+
+void gw_http_stop(gw_t *gw)
+{
+    if (!gw->http)
+        return;
+    uv_close((uv_handle_t *)&gw->http->server, free_http);
+    gw->http = NULL;
+}
