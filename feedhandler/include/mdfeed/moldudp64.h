@@ -76,7 +76,15 @@ MDFEED_EXTERN size_t mdfeed_mold_header_encode(void *buf,
 
 /* Validates a whole downstream datagram before anything is delivered: header, every block,
  * the count, trailing bytes, the end-of-session rule, sequence overflow. Returns 0 and fills
- * `out`, or one of MDFEED_EMOLD_* naming the first defect found. Never reads past `len`. */
+ * `out`, or one of MDFEED_EMOLD_* naming the first defect found. Never reads past `len`.
+ *   MDFEED_EMOLD_SHORT_HEADER    fewer than 20 bytes
+ *   MDFEED_EMOLD_BLOCK_OVERRUN   a block's length field or bytes run past the datagram
+ *   MDFEED_EMOLD_COUNT_MISMATCH  fewer blocks than `count`, or more whole blocks than it
+ *   MDFEED_EMOLD_TRAILING        bytes after the last block that are no block (also: any
+ *                                byte after a heartbeat's header)
+ *   MDFEED_EMOLD_EOS_PAYLOAD     an end of session (count 0xFFFF) followed by any byte
+ *   MDFEED_EMOLD_SEQ_OVERFLOW    sequence + count passes 2^64 - 1
+ * The session bytes are not checked: a receiver filters on the session it expects. */
 MDFEED_EXTERN int mdfeed_mold_decode(const void *buf, size_t len, mdfeed_mold_packet_t *out);
 
 /* Starts iterating `pkt` (which must come from a successful mdfeed_mold_decode()). */
@@ -115,7 +123,9 @@ MDFEED_EXTERN void mdfeed_mold_builder_open(mdfeed_mold_builder_t *b, uint64_t s
 
 /* Appends one message to the open packet. Returns 0; MDFEED_EFULL when it does not fit what
  * is left of the budget (or the packet already holds MDFEED_MOLD_MAX_COUNT messages);
- * MDFEED_ETOOBIG when it would not fit even an empty packet; -EINVAL when no packet is open. */
+ * MDFEED_ETOOBIG when it would not fit even an empty packet; MDFEED_EMOLD_SEQ_OVERFLOW when
+ * its sequence number would pass 2^64 - 1; -EINVAL when no packet is open. On any error the
+ * packet is unchanged. */
 MDFEED_EXTERN int mdfeed_mold_builder_append(mdfeed_mold_builder_t *b, const void *msg,
                                              size_t len);
 
@@ -123,7 +133,9 @@ MDFEED_EXTERN int mdfeed_mold_builder_append(mdfeed_mold_builder_t *b, const voi
 MDFEED_EXTERN size_t mdfeed_mold_builder_room(const mdfeed_mold_builder_t *b);
 
 /* Stamps the message count into the header and closes the packet. Returns the datagram
- * length (0 when no packet was open). The bytes stay in `buf` until the next open(). */
+ * length (0 when no packet was open). The bytes stay in `buf` until the next open().
+ * A packet with no message finishes as a 20-byte heartbeat (count 0, sequence = the next
+ * sequence number): check `b->count` before finishing if that is not what you want. */
 MDFEED_EXTERN size_t mdfeed_mold_builder_finish(mdfeed_mold_builder_t *b);
 
 /* Big-endian helpers, shared with the gateway so both sides read the wire the same way. */
