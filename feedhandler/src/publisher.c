@@ -108,8 +108,7 @@ static void drop_socket(mdfeed_pub_t *pub)
     }
     pub->fd = -1;
     pub->events = 0;
-    pub->parser.len = 0;
-    pub->parser.error = 0;
+    mdfeed_soup_parser_reset(&pub->parser);
     pub->ctl_len = pub->ctl_off = 0;
 }
 
@@ -190,6 +189,8 @@ static void start_connect(mdfeed_pub_t *pub)
 static int on_frame(void *data, char type, const uint8_t *payload, size_t len)
 {
     mdfeed_pub_t *pub = data;
+    if (mdfeed_soup_frame_check(type, len) != 0)
+        return MDFEED_EPROTOCOL;
     switch (type) {
     case MDFEED_SOUP_LOGIN_ACCEPTED: {
         mdfeed_soup_accept_t acc;

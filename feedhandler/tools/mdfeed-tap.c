@@ -138,13 +138,8 @@ static void on_message(void *data, const mdfeed_msg_t *m)
         putchar('\n');
         break;
     case FMT_ITCH: {
-        char line[256];
-#if MDFEED_HAVE_ITCH
+        char line[MDFEED_ITCH_LINE_MAX];
         int n = mdfeed_itch_format(m->data, m->len, line, sizeof(line));
-#else
-        int n = -ENOSYS; /* this build's library has no ITCH printer yet */
-        line[0] = '\0';
-#endif
         if (n >= 0)
             printf("%" PRIu64 " %s\n", m->seq, line);
         else

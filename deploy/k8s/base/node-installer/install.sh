@@ -19,7 +19,7 @@
 # Usage: install.sh [--once]     (--once: install and reconcile one round, then exit)
 # Environment (defaults are the DaemonSet's paths):
 #   CNI_BIN_DIR        node's /opt/cni/bin as mounted here          (/host/opt/cni/bin)
-#   ENI_IPAM_SRC       directory holding eni-ipam's bundle           (/opt/mdcast/cni)
+#   ENI_IPAM_SRC       directory holding eni-ipam's bundle           (/opt/mdcast/cni/bin)
 #   SECCOMP_SRC        the profile to install                        (/etc/mdcast/installer/mdcast-gateway.json)
 #   SECCOMP_DIR        kubelet's seccomp root as mounted here        (/host/var/lib/kubelet/seccomp)
 #   SECCOMP_PROFILE    path under SECCOMP_DIR; pods name it as their localhostProfile
@@ -33,7 +33,7 @@
 set -euo pipefail
 
 CNI_BIN_DIR=${CNI_BIN_DIR:-/host/opt/cni/bin}
-ENI_IPAM_SRC=${ENI_IPAM_SRC:-/opt/mdcast/cni}
+ENI_IPAM_SRC=${ENI_IPAM_SRC:-/opt/mdcast/cni/bin}
 SECCOMP_SRC=${SECCOMP_SRC:-/etc/mdcast/installer/mdcast-gateway.json}
 SECCOMP_DIR=${SECCOMP_DIR:-/host/var/lib/kubelet/seccomp}
 SECCOMP_PROFILE=${SECCOMP_PROFILE:-profiles/mdcast-gateway.json}

@@ -1,0 +1,161 @@
+#!/usr/bin/env bash
+# Quick gateway benchmark (issue 4): 40-byte messages, one publisher -> gateway -> one receiver,
+# each in its own network namespace (veth, 198.18.0.0/15, group 239.0.0.0/8), zero loss
+# checked by the receiver (contiguous MoldUDP64 sequence numbers). In the same run, beside it:
+# a raw sendmmsg blaster of the same datagrams (the ceiling) and a socat TCP->multicast relay
+# (the naive baseline, which keeps no message framing). Both gateway backends are measured.
+# Then the gateway's own arrival->send histogram at 100 k msg/s gives p99, and RSS is read
+# before and after. Figures are medians of REPEAT runs; ratios are within this run only.
+# Runs only on request:  MDCAST_BENCH=1 ctest -L bench   (or MDCAST_BENCH=1 bash gateway_bench.sh)
+here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=../common/lib.sh
+source "$here/../common/lib.sh"
+[ "${MDCAST_BENCH:-0}" = 1 ] || skip "benchmark: run with MDCAST_BENCH=1 (ctest -L bench)"
+need_root
+need_cmd socat "apt-get install socat"
+need_cmd curl "apt-get install curl"
+
+B=$MDCAST_BUILD_DIR
+GW=$B/gateway/mdcast-gateway
+TOOL=$B/tests/gateway_bench_tool
+[ -x "$GW" ] && [ -x "$TOOL" ] || fail "build $GW and $TOOL first"
+COUNT=${BENCH_COUNT:-2000000}
+REPEAT=${BENCH_REPEAT:-3}
+PACED_RATE=100000
+PACED_COUNT=200000
+if grep -q "MDCAST_SANITIZE:BOOL=ON" "$B/CMakeCache.txt" 2>/dev/null; then
+  echo "NOTE: $B is a sanitizer build; figures are not representative"
+fi
+
+tag=$(test_tag)
+P=${tag}p G=${tag}g R=${tag}r
+work=$(mktemp -d)
+gwpid=""
+cleanup() {
+  [ -n "$gwpid" ] && kill "$gwpid" 2>/dev/null && wait "$gwpid" 2>/dev/null
+  for ns in $P $G $R; do ip netns pids "$ns" 2>/dev/null | xargs -r kill 2>/dev/null; done
+  for ns in $P $G $R; do ip netns del "$ns" 2>/dev/null; done
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+ip netns add "$P"; ip netns add "$G"; ip netns add "$R"
+ip link add "${tag}a" netns "$P" type veth peer name "${tag}b" netns "$G"
+ip link add "${tag}c" netns "$G" type veth peer name "${tag}d" netns "$R"
+for ns in $P $G $R; do ip -n "$ns" link set lo up; done
+ip -n "$P" addr add 198.18.1.2/24 dev "${tag}a"; ip -n "$P" link set "${tag}a" up
+ip -n "$G" addr add 198.18.1.1/24 dev "${tag}b"; ip -n "$G" link set "${tag}b" up
+ip -n "$G" addr add 198.18.2.1/24 dev "${tag}c"; ip -n "$G" link set "${tag}c" up
+ip -n "$R" addr add 198.18.2.2/24 dev "${tag}d"; ip -n "$R" link set "${tag}d" up
+for ns in $G $R; do ip netns exec "$ns" sysctl -qw net.ipv4.conf.all.force_igmp_version=2; done
+ip netns exec "$G" sysctl -qw "net.ipv4.conf.${tag}c.force_igmp_version=2"
+
+GROUP=239.18.1.1:30001
+
+write_config() { # io
+  cat > "$work/gw.json" <<JSON
+{"ingress":{"listen":"198.18.1.1:7000","users":[{"username":"pub1","password":"pw1","channel":"bench"}]},
+ "egress":{"interface":"${tag}c","ttl":4,"payload_budget":1400,"io":"$1"},
+ "channels":[{"name":"bench","session":"BENCH","lines":["$GROUP"],"retransmit_port":31001,
+              "ring_messages":262144,"ring_bytes":16777216}],
+ "metrics":{"listen":"127.0.0.1:9100"}}
+JSON
+}
+
+start_gw() { # io
+  write_config "$1"
+  ip netns exec "$G" "$GW" --config "$work/gw.json" --log-level warn 2>"$work/gw.log" &
+  gwpid=$!
+  for _ in $(seq 100); do
+    ip netns exec "$G" curl -sf 127.0.0.1:9100/healthz >/dev/null 2>&1 && return 0
+    sleep 0.05
+  done
+  cat "$work/gw.log"; fail "gateway did not start"
+}
+stop_gw() {
+  kill -TERM "$gwpid"; wait "$gwpid" || fail "gateway exit status $?"; gwpid=""
+}
+rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/$gwpid/status"; }
+
+# One measured transfer: rx in R, sender command in P or G. Prints the rx line.
+measure() { # count raw(0/1) sender-ns sender-args...
+  local count=$1 raw=$2 sns=$3; shift 3
+  local rxflags=(); [ "$raw" = 1 ] && rxflags=(--raw)
+  ip netns exec "$R" "$TOOL" rx --group "$GROUP" --ifaddr 198.18.2.2 --count "$count" \
+    "${rxflags[@]}" > "$work/rx.out" &
+  local rxpid=$!
+  for _ in $(seq 100); do grep -q "rx ready" "$work/rx.out" 2>/dev/null && break; sleep 0.02; done
+  ip netns exec "$sns" "$TOOL" "$@" --count "$count" > "$work/tx.out" || fail "sender failed"
+  wait "$rxpid" || true
+  grep "^rx messages" "$work/rx.out"
+}
+field() { sed -n "s/.* $1=\([^ ]*\).*/\1/p"; }
+median() { sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
+
+declare -A RATE LOSS
+run_series() { # name raw sender-ns sender-args...
+  local name=$1 raw=$2 sns=$3; shift 3
+  local rates=() lost=0
+  for i in $(seq "$REPEAT"); do
+    local line; line=$(measure "$COUNT" "$raw" "$sns" "$@")
+    echo "  $name run $i: $line"
+    rates+=("$(echo "$line" | field rate)")
+    lost=$((lost + $(echo "$line" | field lost) + $(echo "$line" | field gaps)))
+  done
+  RATE[$name]=$(printf '%s\n' "${rates[@]}" | median)
+  LOSS[$name]=$lost
+}
+
+echo "gateway benchmark: $COUNT x 40-byte messages per run, $REPEAT runs each, medians"
+run_series blaster 0 "$G" blast --group "$GROUP" --ifaddr 198.18.2.1 --size 40 --budget 1400
+
+ip netns exec "$G" socat -b 1400 -u TCP4-LISTEN:8000,bind=198.18.1.1,reuseaddr,fork \
+  "UDP4-DATAGRAM:$GROUP,ip-multicast-if=198.18.2.1,ip-multicast-ttl=4" &
+socatpid=$!
+sleep 0.3
+run_series socat 1 "$P" pub --connect 198.18.1.1:8000 --raw --size 40
+kill "$socatpid" 2>/dev/null; wait "$socatpid" 2>/dev/null || true
+
+declare -A P99 MEAN RSS0 RSS1
+for io in io_uring sendmmsg; do
+  start_gw "$io"
+  RSS0[$io]=$(rss_kb)
+  run_series "gateway-$io" 0 "$P" pub --connect 198.18.1.1:7000 --size 40
+  # Latency at a steady 100 k msg/s, from the gateway's own histogram (difference of scrapes).
+  ip netns exec "$G" curl -s 127.0.0.1:9100/metrics > "$work/m0"
+  line=$(measure "$PACED_COUNT" 0 "$P" pub --connect 198.18.1.1:7000 --size 40 --rate "$PACED_RATE")
+  echo "  gateway-$io paced 100k/s: $line"
+  ip netns exec "$G" curl -s 127.0.0.1:9100/metrics > "$work/m1"
+  read -r p99 mean < <(awk '
+    FNR == 1 { f++ }
+    /^mdcast_arrival_to_send_seconds_bucket/ { match($0, /le="[^"]*"/); le = substr($0, RSTART+4, RLENGTH-5);
+      if (f == 1) b0[le] = $2; else { b1[le] = $2; order[++n] = le } }
+    /^mdcast_arrival_to_send_seconds_sum/ { s[f] = $2 }
+    /^mdcast_arrival_to_send_seconds_count/ { c[f] = $2 }
+    END { tot = c[2] - c[1]; for (i = 1; i <= n; i++) { le = order[i];
+            if (b1[le] - b0[le] >= 0.99 * tot) { p = le; break } }
+          printf "%s %.1f\n", (p == "+Inf" ? p : p * 1e6), (s[2] - s[1]) / tot * 1e6 }' "$work/m0" "$work/m1")
+  P99[$io]=$p99; MEAN[$io]=$mean
+  RSS1[$io]=$(rss_kb)
+  grep -q "backend=\"$io\"" "$work/m1" || fail "gateway did not run backend $io"
+  stop_gw
+done
+
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
+echo
+echo "results (median of $REPEAT runs, messages/s at the receiver; lost includes gaps):"
+printf '  %-18s %12s %8s %s\n' "sender" "msg/s" "lost" "ratio to socat relay / to raw blaster"
+for n in blaster socat gateway-io_uring gateway-sendmmsg; do
+  printf '  %-18s %12.0f %8s %s / %s\n' "$n" "${RATE[$n]}" "${LOSS[$n]}" \
+    "$(ratio "${RATE[$n]}" "${RATE[socat]}")" "$(ratio "${RATE[$n]}" "${RATE[blaster]}")"
+done
+echo "  io_uring / sendmmsg gateway throughput: $(ratio "${RATE[gateway-io_uring]}" "${RATE[gateway-sendmmsg]}")"
+for io in io_uring sendmmsg; do
+  echo "  gateway-$io at ${PACED_RATE} msg/s: arrival->send p99 <= ${P99[$io]} us (histogram bucket bound), mean ${MEAN[$io]} us"
+  echo "  gateway-$io RSS: ${RSS0[$io]} kB at start, ${RSS1[$io]} kB after $((REPEAT * COUNT + PACED_COUNT)) messages (ring: 262144 msgs / 16 MiB)"
+done
+echo "  (socat keeps no framing: its datagrams cut messages at arbitrary bytes; counted as bytes / 43)"
+bad=0
+for n in gateway-io_uring gateway-sendmmsg; do [ "${LOSS[$n]}" = 0 ] || bad=1; done
+[ "$bad" = 0 ] || fail "the gateway lost messages"
+echo "PASS: gateway benchmark"

@@ -1,0 +1,680 @@
+#!/usr/bin/env python3
+"""Integration tests of mdcast-gateway: publishers -> gateway -> receivers.
+
+Each scenario runs in a network namespace this script creates (unique tag, removed on exit):
+lo plus a veth pair `va`/`vb` with 198.18.0.1/24 on `va`; the gateway sends its multicast out
+of `va` with IP_MULTICAST_LOOP on, and the receivers here join the groups on `va`. The MoldUDP64
+and SoupBinTCP handling below is written from the specifications, independently of libmdfeed,
+so it is a second opinion on the gateway's bytes.
+
+  gwtest.py SCENARIO        (flow | retransmit | malformed | backends | fallback)
+"""
+import ctypes
+import json
+import os
+import random
+import re
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+BUILD = os.environ.get("MDCAST_BUILD_DIR", "")
+GATEWAY = os.path.join(BUILD, "gateway", "mdcast-gateway")
+NORING = os.path.join(BUILD, "tests", "gw_noring")
+IFACE, IFADDR = "va", "198.18.0.1"
+INGRESS_PORT, METRICS_PORT = 7000, 9100
+
+
+class TestFailure(Exception):
+    pass
+
+
+def check(cond, what):
+    if not cond:
+        raise TestFailure(what)
+
+
+def log(*a):
+    print(*a, flush=True)
+
+
+# ----------------------------------------------------------------------------- namespace
+def run(*cmd):
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+
+
+def netns_create(ns):
+    run("ip", "netns", "add", ns)
+    x = ("ip", "-n", ns)
+    run(*x, "link", "set", "lo", "up")
+    run(*x, "link", "add", "va", "type", "veth", "peer", "name", "vb")
+    run(*x, "addr", "add", IFADDR + "/24", "dev", "va")
+    run(*x, "link", "set", "va", "up")
+    run(*x, "link", "set", "vb", "up")
+    for k in ("all", "default", "va"):
+        run("ip", "netns", "exec", ns, "sysctl", "-qw",
+            f"net.ipv4.conf.{k}.force_igmp_version=2")
+
+
+# ----------------------------------------------------------------------------- wire formats
+def soup_frame(ptype, payload=b""):
+    return struct.pack(">H", len(payload) + 1) + ptype + payload
+
+
+def soup_login(user, password, session="", seq=0):
+    return soup_frame(b"L", user.encode().ljust(6) + password.encode().ljust(10) +
+                      session.encode().ljust(10) + str(seq).encode().rjust(20))
+
+
+def mold_parse(d):
+    """Strict MoldUDP64 decode: returns (session, seq, count, [messages]) or raises."""
+    check(len(d) >= 20, f"datagram shorter than a header: {len(d)}")
+    session, seq, count = d[:10], struct.unpack(">Q", d[10:18])[0], struct.unpack(">H", d[18:20])[0]
+    msgs, p = [], 20
+    if count in (0, 0xFFFF):
+        check(len(d) == 20, "heartbeat / end of session with a payload")
+        return session, seq, count, msgs
+    for _ in range(count):
+        check(p + 2 <= len(d), "block header past the end")
+        n = struct.unpack(">H", d[p:p + 2])[0]
+        check(p + 2 + n <= len(d), "block past the end")
+        msgs.append(d[p + 2:p + 2 + n])
+        p += 2 + n
+    check(p == len(d), "trailing bytes after the last block")
+    return session, seq, count, msgs
+
+
+def mold_request(session, seq, count):
+    return session.encode().ljust(10) + struct.pack(">QH", seq, count)
+
+
+# ----------------------------------------------------------------------------- gateway
+def base_config(io="auto", **over):
+    cfg = {
+        "ingress": {"listen": f"127.0.0.1:{INGRESS_PORT}", "heartbeat_ms": 1000,
+                    "idle_timeout_ms": 15000,
+                    "users": [{"username": "pub1", "password": "pw1", "channel": "c1"},
+                              {"username": "pub2", "password": "pw2", "channel": "c1"},
+                              {"username": "pub3", "password": "pw3", "channel": "c2"}]},
+        "egress": {"interface": IFACE, "ttl": 4, "loop": True, "payload_budget": 1400, "io": io,
+                   "heartbeat_ms": 1000},
+        "channels": [
+            {"name": "c1", "session": "SESSIONC1", "lines": ["239.1.1.1:30001", "239.1.2.1:30001"],
+             "retransmit_port": 31001, "ring_messages": 100000, "ring_bytes": 8 << 20},
+            {"name": "c2", "session": "SESSIONC2", "lines": ["239.1.1.2:30002"],
+             "retransmit_port": 31002, "ring_messages": 1000, "ring_bytes": 1 << 20}],
+        "retransmit": {"address": "127.0.0.1", "max_messages_per_request": 1000,
+                       "rate_messages_per_s": 50000, "burst_messages": 10000},
+        "metrics": {"listen": f"127.0.0.1:{METRICS_PORT}"},
+    }
+    for path, value in over.items():
+        node = cfg
+        keys = path.split("__")
+        for k in keys[:-1]:
+            node = node[int(k)] if isinstance(node, list) else node[k]
+        node[keys[-1]] = value
+    return cfg
+
+
+def _die_with_parent():
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG: never outlive the test
+
+
+class Gateway:
+    def __init__(self, cfg, wrapper=None):
+        self.dir = tempfile.mkdtemp(prefix="gwtest")
+        self.cfg_path = os.path.join(self.dir, "gateway.json")
+        self.log_path = os.path.join(self.dir, "gateway.log")
+        with open(self.cfg_path, "w") as f:
+            json.dump(cfg, f)
+        cmd = ([wrapper] if wrapper else []) + [GATEWAY, "--config", self.cfg_path]
+        self.logf = open(self.log_path, "w")
+        self.proc = subprocess.Popen(cmd, stderr=self.logf, stdout=self.logf,
+                                     preexec_fn=_die_with_parent)
+        deadline = time.time() + 10
+        while "ingress listening" not in self.log():
+            check(self.proc.poll() is None, f"gateway exited early:\n{self.log()}")
+            check(time.time() < deadline, f"gateway did not start:\n{self.log()}")
+            time.sleep(0.02)
+
+    def log(self):
+        with open(self.log_path) as f:
+            return f.read()
+
+    def log_lines(self):
+        out = []
+        for line in self.log().splitlines():
+            out.append(json.loads(line))  # every line must be one JSON object
+        return out
+
+    def stop(self, sig=signal.SIGTERM, timeout=10):
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        try:
+            rc = self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            raise TestFailure("gateway did not exit after SIGTERM")
+        self.logf.close()
+        return rc
+
+    def kill(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def http_get(path, port=METRICS_PORT):
+    s = socket.create_connection(("127.0.0.1", port), timeout=5)
+    s.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    data = b""
+    while True:
+        b = s.recv(65536)
+        if not b:
+            break
+        data += b
+    s.close()
+    head, _, body = data.partition(b"\r\n\r\n")
+    status = int(head.split()[1])
+    clen = int(re.search(rb"Content-Length: (\d+)", head).group(1))
+    check(clen == len(body), f"Content-Length {clen} but body {len(body)}")
+    return status, body.decode()
+
+
+METRIC_LINE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{([a-zA-Z_][a-zA-Z0-9_]*="[^"\\]*"'
+                         r'(,[a-zA-Z_][a-zA-Z0-9_]*="[^"\\]*")*)?\})? (\S+)$')
+
+
+def scrape():
+    """Parses /metrics (Prometheus text format 0.0.4) into {(name, labels): value}."""
+    status, body = http_get("/metrics")
+    check(status == 200, f"/metrics status {status}")
+    out, types = {}, {}
+    for line in body.splitlines():
+        if line.startswith("# TYPE "):
+            _, _, name, kind = line.split(" ", 3)
+            check(kind in ("counter", "gauge", "histogram"), f"bad type line {line}")
+            types[name] = kind
+            continue
+        if line.startswith("#") or not line:
+            continue
+        m = METRIC_LINE.match(line)
+        check(m is not None, f"not an exposition line: {line!r}")
+        labels = tuple(sorted(re.findall(r'([a-zA-Z_][a-zA-Z0-9_]*)="([^"]*)"', m.group(3) or "")))
+        base = re.sub(r"_(bucket|sum|count)$", "", m.group(1))
+        check(m.group(1) in types or base in types, f"sample without TYPE: {line}")
+        out[(m.group(1), labels)] = float(m.group(5))
+    # Histograms: cumulative buckets never decrease and +Inf equals _count.
+    for name, kind in types.items():
+        if kind != "histogram":
+            continue
+        buckets = sorted(((float("inf") if dict(l)["le"] == "+Inf" else float(dict(l)["le"])), v)
+                         for (n, l), v in out.items() if n == name + "_bucket")
+        check(buckets, f"histogram {name} has no buckets")
+        for (_, a), (_, b) in zip(buckets, buckets[1:]):
+            check(a <= b, f"histogram {name} buckets decrease")
+        check(buckets[-1][1] == out[(name + "_count", ())], f"{name}: +Inf bucket != _count")
+    return out
+
+
+def metric(m, name, **labels):
+    return m.get((name, tuple(sorted(labels.items()))), None)
+
+
+# ----------------------------------------------------------------------------- clients
+class Publisher:
+    def __init__(self, user, password, session="", port=INGRESS_PORT):
+        self.s = socket.create_connection(("127.0.0.1", port), timeout=5)
+        self.buf = b""
+        self.s.sendall(soup_login(user, password, session))
+        self.reply = self.read_frame()
+
+    def accepted(self):
+        t, p = self.reply
+        check(t == b"A", f"login not accepted: {self.reply}")
+        return p[:10].decode().strip(), int(p[10:30].decode().strip())
+
+    def read_frame(self, timeout=5):
+        self.s.settimeout(timeout)
+        while True:
+            if len(self.buf) >= 2:
+                n = struct.unpack(">H", self.buf[:2])[0]
+                if len(self.buf) >= 2 + n:
+                    f = self.buf[2:2 + n]
+                    self.buf = self.buf[2 + n:]
+                    return f[:1], f[1:]
+            b = self.s.recv(65536)
+            if not b:
+                return None
+            self.buf += b
+
+    def send(self, msgs):
+        self.s.sendall(b"".join(soup_frame(b"U", m) for m in msgs))
+
+    def closed_by_peer(self, timeout=3):
+        """True when the gateway closes the connection (other frames are skipped)."""
+        deadline = time.time() + timeout
+        try:
+            while time.time() < deadline:
+                if self.read_frame(max(0.05, deadline - time.time())) is None:
+                    return True
+        except (socket.timeout, TimeoutError):
+            return False
+        except ConnectionResetError:
+            return True
+        return False
+
+    def close(self):
+        self.s.close()
+
+
+class Receiver:
+    """Joins groups on the egress interface and keeps every datagram per group, in order."""
+
+    def __init__(self, groups):
+        self.socks = {}
+        for g in groups:
+            addr, port = g.split(":")
+            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20)
+            s.bind((addr, int(port)))
+            mreq = socket.inet_aton(addr) + socket.inet_aton(IFADDR)
+            s.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, mreq)
+            s.setblocking(False)
+            self.socks[g] = s
+        self.got = {g: [] for g in groups}
+
+    def poll(self, seconds):
+        import select
+        deadline = time.time() + seconds
+        while True:
+            left = deadline - time.time()
+            if left <= 0:
+                return
+            r, _, _ = select.select(list(self.socks.values()), [], [], min(left, 0.05))
+            for g, s in self.socks.items():
+                if s in r:
+                    while True:
+                        try:
+                            self.got[g].append(s.recv(65536))
+                        except BlockingIOError:
+                            break
+
+    def wait_for(self, pred, timeout, what):
+        deadline = time.time() + timeout
+        while not pred():
+            check(time.time() < deadline, f"timed out waiting for {what}")
+            self.poll(0.05)
+
+    def data_messages(self, g):
+        out = []
+        for d in self.got[g]:
+            _, seq, count, msgs = mold_parse(d)
+            if count not in (0, 0xFFFF):
+                out.extend((seq + i, m) for i, m in enumerate(msgs))
+        return out
+
+    def count_messages(self, g):
+        return len(self.data_messages(g))
+
+
+def check_stream(datagrams, session, budget, first_seq=1):
+    """Every data datagram: right session, within budget, contiguous sequence numbers."""
+    expect, msgs = first_seq, []
+    for d in datagrams:
+        check(len(d) <= budget, f"datagram of {len(d)} bytes exceeds the budget {budget}")
+        s, seq, count, m = mold_parse(d)
+        check(s == session.encode().ljust(10), f"session {s!r}, want {session!r}")
+        if count == 0xFFFF or count == 0:
+            check(seq == expect, f"heartbeat/end seq {seq}, want next {expect}")
+            continue
+        check(seq == expect, f"sequence gap or duplicate: packet seq {seq}, want {expect}")
+        expect += count
+        msgs.extend(m)
+    return msgs
+
+
+def make_msgs(tag, n, rng, maxlen=200):
+    return [f"{tag}:{i}:".encode() + bytes(rng.randrange(256) for _ in range(rng.randrange(maxlen)))
+            for i in range(n)]
+
+
+# ----------------------------------------------------------------------------- scenarios
+def scenario_flow():
+    """Several publishers and channels, A/B identical, heartbeats, metrics, end of session."""
+    cfg = base_config()
+    rx = Receiver(["239.1.1.1:30001", "239.1.2.1:30001", "239.1.1.2:30002"])
+    gw = Gateway(cfg)
+    rng = random.Random(4)
+    pubs = {u: Publisher(u, "pw" + u[-1]) for u in ("pub1", "pub2", "pub3")}
+    check(pubs["pub1"].accepted() == ("SESSIONC1", 1), f"accept {pubs['pub1'].accepted()}")
+    check(pubs["pub3"].accepted() == ("SESSIONC2", 1), f"accept {pubs['pub3'].accepted()}")
+    bad = Publisher("pub1", "wrong")
+    check(bad.reply == (b"J", b"A"), f"wrong password: want reject 'A', got {bad.reply}")
+    bad = Publisher("pub1", "pw1", session="OTHER")
+    check(bad.reply == (b"J", b"S"), f"other session: want reject 'S', got {bad.reply}")
+    sent = {u: [] for u in pubs}
+    for r in range(20):
+        for u, p in pubs.items():
+            m = make_msgs(f"{u}:{r}", 50, rng)
+            p.send(m)
+            sent[u] += m
+        time.sleep(0.005)
+    n1 = len(sent["pub1"]) + len(sent["pub2"])
+    n2 = len(sent["pub3"])
+    rx.wait_for(lambda: rx.count_messages("239.1.1.1:30001") >= n1 and
+                rx.count_messages("239.1.2.1:30001") >= n1 and
+                rx.count_messages("239.1.1.2:30002") >= n2, 20, "all messages")
+    a = check_stream(rx.got["239.1.1.1:30001"], "SESSIONC1", 1400)
+    b = check_stream(rx.got["239.1.2.1:30001"], "SESSIONC1", 1400)
+    c = check_stream(rx.got["239.1.1.2:30002"], "SESSIONC2", 1400)
+    check(len(a) == n1 and len(c) == n2, f"counts {len(a)}/{n1} {len(c)}/{n2}")
+    check(rx.got["239.1.1.1:30001"] == rx.got["239.1.2.1:30001"], "lines A and B differ")
+    # Merged in arrival order: each publisher's own messages keep their order.
+    for u in ("pub1", "pub2"):
+        mine = [m for m in a if m.startswith(u.encode() + b":")]
+        check(mine == sent[u], f"{u}: messages lost, duplicated or reordered")
+    check(c == sent["pub3"], "pub3: messages lost, duplicated or reordered")
+    npk = len(rx.got["239.1.1.1:30001"])
+    log(f"flow: {n1}+{n2} messages, {npk} packets on line A, A == B")
+    # Natural batching under load: far fewer packets than messages.
+    check(npk < n1 / 3, f"{npk} packets for {n1} messages: no batching")
+
+    # Idle: MoldUDP64 heartbeats on every line, SoupBinTCP server heartbeats to publishers.
+    before = {g: len(v) for g, v in rx.got.items()}
+    rx.poll(1.6)
+    for g, want_seq in (("239.1.1.1:30001", n1 + 1), ("239.1.2.1:30001", n1 + 1),
+                        ("239.1.1.2:30002", n2 + 1)):
+        hb = [mold_parse(d) for d in rx.got[g][before[g]:]]
+        check(any(x[2] == 0 and x[1] == want_seq for x in hb),
+              f"{g}: no heartbeat with seq {want_seq} after 1.6 s idle: {hb}")
+    f = pubs["pub1"].read_frame(2)
+    check(f is not None and f[0] == b"H", f"no SoupBinTCP server heartbeat: {f}")
+
+    m = scrape()
+    check(metric(m, "mdcast_messages_in_total", publisher="pub1", channel="c1") == 1000, "msgs in")
+    check(metric(m, "mdcast_messages_in_total", publisher="pub3", channel="c2") == 1000, "msgs in")
+    check(metric(m, "mdcast_bytes_in_total", publisher="pub2", channel="c1") ==
+          sum(len(x) for x in sent["pub2"]), "bytes in")
+    check(metric(m, "mdcast_publishers_connected") == 3, "publishers_connected")
+    pa = metric(m, "mdcast_packets_out_total", channel="c1", line="A")
+    check(pa == len(rx.got["239.1.1.1:30001"]), f"packets_out A {pa} vs received "
+          f"{len(rx.got['239.1.1.1:30001'])}")
+    check(metric(m, "mdcast_heartbeats_sent_total", channel="c1") >= 1, "heartbeats metric")
+    check(metric(m, "mdcast_arrival_to_send_seconds_count") == n1 + n2, "latency histogram count")
+    check(metric(m, "mdcast_next_sequence", channel="c1") == n1 + 1, "next_sequence")
+    check(metric(m, "mdcast_send_errors_total") == 0, "send errors")
+    check(http_get("/healthz")[0] == 200, "/healthz")
+    check(http_get("/readyz")[0] == 200, "/readyz")
+    check(http_get("/nope")[0] == 404, "404")
+
+    # SIGTERM: end of session (count 0xFFFF, seq = next) on every line, exit 0, publishers closed.
+    before = {g: len(v) for g, v in rx.got.items()}
+    rc = gw.stop()
+    check(rc == 0, f"exit status {rc} after SIGTERM")
+    rx.poll(0.3)
+    for g, want_seq in (("239.1.1.1:30001", n1 + 1), ("239.1.2.1:30001", n1 + 1),
+                        ("239.1.1.2:30002", n2 + 1)):
+        eos = [mold_parse(d) for d in rx.got[g][before[g]:]]
+        check(eos and all(x[2] == 0xFFFF and x[1] == want_seq for x in eos),
+              f"{g}: end of session missing or wrong: {eos}")
+    for p in pubs.values():
+        check(p.closed_by_peer(2), "publisher connection not closed at shutdown")
+    lines = gw.log_lines()
+    check(all({"ts", "level", "msg"} <= set(x) for x in lines), "log line without ts/level/msg")
+    log(f"flow: heartbeats, end of session x{len(eos)}, metrics, {len(lines)} JSON log lines ok")
+
+
+def scenario_retransmit():
+    """Re-requests answered with the exact bytes; ignored / unservable / rate-limited."""
+    cfg = base_config(**{"channels__0__ring_messages": 100,
+                         "retransmit": {"address": "127.0.0.1", "max_messages_per_request": 50,
+                                        "rate_messages_per_s": 1000, "burst_messages": 300}})
+    rx = Receiver(["239.1.1.1:30001"])
+    gw = Gateway(cfg)
+    p = Publisher("pub1", "pw1")
+    sent = make_msgs("rt", 300, random.Random(7), maxlen=60)
+    for i in range(0, 300, 30):
+        p.send(sent[i:i + 30])
+        time.sleep(0.002)
+    rx.wait_for(lambda: rx.count_messages("239.1.1.1:30001") >= 300, 10, "300 messages")
+    check(check_stream(rx.got["239.1.1.1:30001"], "SESSIONC1", 1400) == sent, "multicast stream")
+
+    q = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    q.bind(("127.0.0.1", 0))
+    q.settimeout(0.3)
+
+    def ask(session, seq, count):
+        q.sendto(mold_request(session, seq, count), ("127.0.0.1", 31001))
+        got = []
+        while True:
+            try:
+                d = q.recv(65536)
+            except (socket.timeout, TimeoutError):
+                return got
+            s, sq, cnt, msgs = mold_parse(d)
+            check(s == b"SESSIONC1 ", f"reply session {s!r}")
+            check(len(d) <= 1400, "reply over budget")
+            got.extend((sq + i, m) for i, m in enumerate(msgs))
+
+    got = ask("SESSIONC1", 250, 10)
+    check(got == [(250 + i, sent[249 + i]) for i in range(10)], f"re-request 250+10: {got[:3]}")
+    got = ask("SESSIONC1", 201, 100)
+    check(len(got) == 50 and got[0] == (201, sent[200]) and got[-1] == (250, sent[249]),
+          f"max per request: got {len(got)}")
+    check(ask("SESSIONC1", 150, 10) == [], "evicted messages served")
+    got = ask("SESSIONC1", 195, 10)  # 195..200 are gone, 201..204 are not
+    check(got == [(201 + i, sent[200 + i]) for i in range(4)], f"partly evicted: {got}")
+    check(ask("OTHERSESS", 250, 10) == [], "other session answered")
+    check(ask("SESSIONC1", 250, 0) == [], "zero count answered")
+    check(ask("SESSIONC1", 400, 5) == [], "future sequence answered")
+    got = ask("SESSIONC1", 299, 10)
+    check(got == [(299, sent[298]), (300, sent[299])], f"clamped to what was sent: {got}")
+    m = scrape()
+    check(metric(m, "mdcast_unservable_messages_total", channel="c1") == 10 + 6, "unservable")
+    check(metric(m, "mdcast_rerequests_total", channel="c1", result="ignored") == 4, "ignored")
+
+    # Flood: 200 requests of 50 messages as fast as possible. The bucket (burst 300, then
+    # 1000 msg/s) caps what comes back.
+    q.settimeout(0.01)
+    served_before = metric(m, "mdcast_retransmitted_messages_total", channel="c1")
+    t0 = time.time()
+    for _ in range(200):
+        q.sendto(mold_request("SESSIONC1", 201, 50), ("127.0.0.1", 31001))
+    elapsed = time.time() - t0
+    time.sleep(0.3)
+    m = scrape()
+    served = metric(m, "mdcast_retransmitted_messages_total", channel="c1") - served_before
+    limited = metric(m, "mdcast_rerequests_total", channel="c1", result="rate_limited")
+    cap = 300 + 1000 * (elapsed + 0.3)
+    log(f"retransmit: flood of 10000 requested messages: {served:.0f} served "
+        f"(cap {cap:.0f}), {limited:.0f} requests rate-limited")
+    check(served <= cap, f"flood served {served} > cap {cap}")
+    check(limited > 0, "flood was not rate-limited")
+    check(gw.stop() == 0, "exit status")
+
+
+def scenario_malformed():
+    """Each malformed SoupBinTCP case closes only its connection; a good publisher flows on."""
+    cfg = base_config(**{"ingress__heartbeat_ms": 100, "ingress__idle_timeout_ms": 800})
+    rx = Receiver(["239.1.1.1:30001"])
+    gw = Gateway(cfg)
+    good = Publisher("pub1", "pw1")
+    good.accepted()
+    stop = threading.Event()
+    sent = []
+
+    def feed():
+        i = 0
+        while not stop.is_set():
+            batch = [f"good:{i + k}".encode() for k in range(20)]
+            good.send(batch)
+            sent.extend(batch)
+            i += 20
+            time.sleep(0.01)
+
+    t = threading.Thread(target=feed)
+    t.start()
+    login2 = soup_login("pub2", "pw2")
+    cases = [
+        ("garbage (unknown type)", [soup_login("pub2", "pw2"), soup_frame(b"X", b"junk")], "unknown packet type"),
+        ("garbage (HTTP)", [b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"], "frame longer"),
+        ("oversize", [login2, soup_frame(b"U", b"x" * 1379)], "frame longer"),
+        ("zero length", [login2, b"\x00\x00"], "zero-length frame"),
+        ("data before login", [soup_frame(b"U", b"early")], "data before login"),
+        ("second login", [login2, login2], "second login"),
+        ("bad login (wrong password)", [soup_login("pub2", "nope")], "login rejected (A)"),
+        ("bad login (unknown session)", [soup_login("pub2", "pw2", "NOSUCH")], "login rejected (S)"),
+        ("bad login (short request)", [soup_frame(b"L", b"pub2")], "bad login request"),
+        ("server packet from client", [login2, soup_frame(b"S", b"x")], "unexpected packet type"),
+        ("idle past the timeout", [login2], "silent past the idle timeout"),
+    ]
+    for name, frames, reason in cases:
+        s = socket.create_connection(("127.0.0.1", INGRESS_PORT), timeout=5)
+        for f in frames:
+            s.sendall(f)
+            time.sleep(0.02)
+        s.settimeout(3)
+        closed = False
+        try:
+            while True:
+                b = s.recv(65536)
+                if not b:
+                    closed = True
+                    break
+        except (socket.timeout, TimeoutError):
+            pass
+        except ConnectionResetError:
+            closed = True
+        s.close()
+        check(closed, f"{name}: connection not closed")
+        check(reason in gw.log(), f"{name}: no log line with {reason!r}")
+        log(f"malformed: {name}: closed, logged")
+    # The oversize edge: the largest message that fits (1400 - 22 = 1378 bytes) is accepted.
+    edge = Publisher("pub2", "pw2")
+    edge.send([b"E" * 1378])
+    stop.set()
+    t.join()
+    total = len(sent) + 1
+    rx.wait_for(lambda: rx.count_messages("239.1.1.1:30001") >= total, 10, "good publisher")
+    got = check_stream(rx.got["239.1.1.1:30001"], "SESSIONC1", 1400)
+    check([x for x in got if x.startswith(b"good:")] == sent, "good publisher lost messages")
+    check(b"E" * 1378 in got, "1378-byte message missing")
+    check(not good.closed_by_peer(0.2), "good publisher was disconnected")
+    m = scrape()
+    for reason, want in (("garbage", 2), ("oversize", 2), ("empty_frame", 1),
+                         ("before_login", 1), ("second_login", 1), ("idle", 1)):
+        v = metric(m, "mdcast_publisher_closes_total", reason=reason)
+        check(v == want, f"closes{{reason={reason}}} = {v}, want {want}")
+    log(f"malformed: good publisher delivered {len(sent)} messages in order throughout")
+    check(gw.stop() == 0, "exit status")
+
+
+def run_deterministic(io):
+    """Bursts a fixed input through a gateway; returns the datagrams of line A and B."""
+    rx = Receiver(["239.1.1.1:30001", "239.1.2.1:30001"])
+    gw = Gateway(base_config(io=io))
+    p = Publisher("pub1", "pw1")
+    rng = random.Random(11)
+    total = 0
+    for burst in range(30):
+        msgs = make_msgs(f"b{burst}", 100, rng, maxlen=100)
+        p.send(msgs)  # one write: one read in the gateway, one flush
+        total += len(msgs)
+        rx.wait_for(lambda: rx.count_messages("239.1.2.1:30001") >= total, 10, f"burst {burst}")
+    m = scrape()
+    backend = [dict(k[1])["backend"] for k in m if k[0] == "mdcast_egress_backend"]
+    check(gw.stop() == 0, "exit status")
+    rx.poll(0.2)
+    for s in rx.socks.values():
+        s.close()
+    return backend, rx.got["239.1.1.1:30001"], rx.got["239.1.2.1:30001"]
+
+
+def scenario_backends():
+    """io_uring and sendmmsg send byte-identical datagrams for the same input."""
+    bu, ua, ub = run_deterministic("io_uring")
+    bm, ma, mb = run_deterministic("sendmmsg")
+    check(bu == ["io_uring"], f"io=io_uring ran backend {bu}")
+    check(bm == ["sendmmsg"], f"io=sendmmsg ran backend {bm}")
+    check(ua == ub and ma == mb, "A and B differ")
+    check_stream(ua, "SESSIONC1", 1400)
+    check(len(ua) == len(ma), f"{len(ua)} vs {len(ma)} datagrams")
+    for i, (x, y) in enumerate(zip(ua, ma)):
+        check(x == y, f"datagram {i} differs between io_uring and sendmmsg")
+    log(f"backends: {len(ua)} datagrams byte-identical (io_uring vs sendmmsg), incl. end of session")
+
+
+def scenario_fallback():
+    """io_uring refused by seccomp: egress falls back to sendmmsg, logs once, keeps working."""
+    check(os.path.exists(NORING), f"{NORING} not built")
+    for io in ("auto", "io_uring"):
+        rx = Receiver(["239.1.1.1:30001"])
+        gw = Gateway(base_config(io=io), wrapper=NORING)
+        p = Publisher("pub1", "pw1")
+        msgs = make_msgs("fb", 500, random.Random(3))
+        p.send(msgs)
+        rx.wait_for(lambda: rx.count_messages("239.1.1.1:30001") >= 500, 10, "messages")
+        check(check_stream(rx.got["239.1.1.1:30001"], "SESSIONC1", 1400) == msgs, "stream")
+        m = scrape()
+        check(metric(m, "mdcast_egress_backend", backend="sendmmsg") == 1, "backend metric")
+        check(metric(m, "mdcast_egress_uring_fallback") == 1, "fallback metric")
+        check(http_get("/readyz")[0] == 200, "/readyz")
+        check(gw.stop() == 0, "exit status")
+        warn = [x for x in gw.log_lines() if "io_uring egress unavailable" in x["msg"]]
+        check(len(warn) == 1 and warn[0]["level"] == "warn", f"fallback log lines: {warn}")
+        check("Operation not permitted" in warn[0]["msg"], f"reason not logged: {warn[0]}")
+        for s in rx.socks.values():
+            s.close()
+        log(f"fallback (io={io}): sendmmsg under seccomp, 500 messages, one warning")
+
+
+SCENARIOS = {
+    "flow": scenario_flow,
+    "retransmit": scenario_retransmit,
+    "malformed": scenario_malformed,
+    "backends": scenario_backends,
+    "fallback": scenario_fallback,
+}
+
+
+def main():
+    if len(sys.argv) < 2 or sys.argv[1] not in SCENARIOS:
+        print(f"usage: {sys.argv[0]} {{{'|'.join(SCENARIOS)}}}", file=sys.stderr)
+        return 2
+    name = sys.argv[1]
+    if len(sys.argv) > 2 and sys.argv[2] == "--inside":
+        try:
+            SCENARIOS[name]()
+        except TestFailure as e:
+            print(f"FAIL: {name}: {e}", file=sys.stderr)
+            return 1
+        print(f"PASS: {name}")
+        return 0
+    if os.geteuid() != 0:
+        print("SKIP: needs root (network namespaces)")
+        return 77
+    if not os.path.exists(GATEWAY):
+        print(f"FAIL: {GATEWAY} not built", file=sys.stderr)
+        return 1
+    ns = f"gw{os.getpid():x}{random.randrange(256):02x}"
+    try:
+        netns_create(ns)
+        return subprocess.call(["ip", "netns", "exec", ns, sys.executable, __file__, name,
+                                "--inside"], timeout=100)
+    except subprocess.TimeoutExpired:
+        print(f"FAIL: {name}: timed out", file=sys.stderr)
+        return 1
+    finally:
+        subprocess.run(["ip", "netns", "del", ns], stderr=subprocess.DEVNULL)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
