@@ -31,6 +31,7 @@ FLOW_PASSWORD=secret1
 FLOW_LIMIT_S=${FLOW_LIMIT_S:-60} # upper bound of any one program's life
 
 FLOW_PIDS=()
+declare -gA FLOW_TAP_PID=() # pid of the tap in each consumer pod
 
 flow_log() { echo "e2e: $*" >&2; }
 
@@ -168,7 +169,8 @@ flow_taps_start() {
       --group-b "$FLOW_LINE_B" --interface "$FLOW_MC_IF" --session "$FLOW_SESSION" \
       --retransmit "$FLOW_GW_ADDR:$FLOW_RETRANSMIT_PORT" "$@" >"$FLOW_W/$c.out" 2>"$FLOW_W/$c.err" &
     FLOW_PIDS+=($!)
-    eval "FLOW_TAP_PID_$c=\$!"
+    # shellcheck disable=SC2034 # read by the caller
+    FLOW_TAP_PID[$c]=$!
   done
 }
 

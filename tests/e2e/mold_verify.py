@@ -10,7 +10,9 @@ oracle that the gateway's output is standard MoldUDP64 carrying the file's messa
 It also checks what a consumer printed with `mdfeed-tap --format hex` ("SEQ HEX" lines): every
 message of the file, in order, byte for byte, nothing else.
 
-Usage: mold_verify.py --itch FILE (--mold-stream FILE [--session S] | --tap-hex FILE) [--json]
+Usage: mold_verify.py --itch FILE (--mold-stream FILE [--session S] [--extra-ok] | --tap-hex FILE)
+                      [--json]
+--extra-ok: sequences after the file's last message (a later publisher) are counted, not errors.
 Exit 0 when every message of FILE arrived once at its sequence number (1..N) byte for byte;
 1 otherwise, naming the first difference.
 """
@@ -104,6 +106,7 @@ def main():
     src.add_argument("--mold-stream")
     src.add_argument("--tap-hex")
     ap.add_argument("--session")
+    ap.add_argument("--extra-ok", action="store_true")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
 
@@ -130,7 +133,7 @@ def main():
     extra = sorted(s for s in seen if s < 1 or s > len(msgs))
     if missing:
         problems.append(f"{len(missing)} message(s) missing, first at sequence {missing[0]}")
-    if extra:
+    if extra and not args.extra_ok:
         problems.append(f"{len(extra)} sequence(s) beyond the file, first {extra[0]}")
     if dups:
         problems.append(f"{dups} duplicate message(s)")
@@ -139,12 +142,13 @@ def main():
             problems.append(f"sequence {s} differs from message {s} of the file "
                             f"({seen[s][0][:8].hex()}... vs {msgs[s - 1][:8].hex()}...)")
             break
-    summary = dict(st, sent=len(msgs), received=len(seen), duplicates=dups,
+    summary = dict(st, sent=len(msgs), received=len(seen) - len(extra), extra=len(extra),
+                   duplicates=dups,
                    missing=len(missing), ok=not problems)
     if args.json:
         print(json.dumps(summary))
     else:
-        print(f"mold_verify: {len(seen)}/{len(msgs)} messages in {st['packets']} packets "
+        print(f"mold_verify: {len(seen) - len(extra)}/{len(msgs)} messages (+{len(extra)} after) in {st['packets']} packets "
               f"({st['heartbeats']} heartbeats, {st['end_of_session']} end-of-session), "
               f"sessions {st['sessions']}")
     for p in problems:

@@ -47,6 +47,11 @@ for pc in gw:node1 c1:node2 c2:node3; do
   v=$(ip netns exec "$TB_TAG-$pod" sysctl -n net.ipv4.conf.net1.force_igmp_version)
   [ "$v" = 2 ] || fail "$pod net1 force_igmp_version=$v (tuning should set 2)"
   if ip -n "$TB_TAG-$node" link show eth1 >/dev/null 2>&1; then fail "$node still has eth1"; fi
+  # eni-ipam asked the node's mock IMDSv2, with a token, for this node's ENI.
+  mac=$(printf '02:00:c6:12:01:%02x' "${node#node}")
+  "$TB" imds-log "$node" | grep -q "^PUT /latest/api/token 200" || fail "$node: no IMDSv2 token PUT"
+  "$TB" imds-log "$node" | grep -q "^GET .*/macs/$mac/local-ipv4s 200 token=yes" ||
+    fail "$node: eni-ipam did not read local-ipv4s of $mac with a token: $("$TB" imds-log "$node")"
 done
 if ip -n "$TB_TAG-pub" link show net1 >/dev/null 2>&1; then fail "the publisher pod has net1"; fi
 
@@ -64,8 +69,7 @@ flow_publish pub --itch "$W/feed.itch" --rate 50000 || fail "mdcast-pub failed: 
 
 echo "-- 3. every consumer gets everything, in order, byte-identical"
 for c in c1 c2; do
-  pid_var=FLOW_TAP_PID_$c
-  rc=0; flow_wait "${!pid_var}" 45 || rc=$?
+  rc=0; flow_wait "${FLOW_TAP_PID[$c]}" 45 || rc=$?
   [ $rc -eq 0 ] || fail "mdfeed-tap in $c exited $rc: $(tail -n 3 "$W/$c.err")"
   python3 "$FLOW_HERE/mold_verify.py" --itch "$W/feed.itch" --tap-hex "$W/$c.out" ||
     fail "$c did not get the file, in order, byte-identical"

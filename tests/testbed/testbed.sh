@@ -7,7 +7,10 @@
 #   testbed.sh pod NAME                             an empty pod with eth0 on the VPC bridge
 #   testbed.sh attach POD NODE                      CNI ADD: NODE's eth1 -> POD's net1
 #   testbed.sh detach POD NODE                      CNI DEL: net1 goes back to NODE as eth1
+#   testbed.sh check-attach POD NODE                CNI CHECK
 #   testbed.sh netem HOST off|NETEM-ARGS...         tc netem on HOST's TGW bridge port
+#   testbed.sh loss-count HOST                      frames the nftables loss rule dropped
+#   testbed.sh imds-log NODE                        requests NODE's mock IMDSv2 answered
 #   testbed.sh exec HOST CMD...                     run CMD inside HOST's namespace
 #   testbed.sh verify                               multicast delivery follows joins (socat)
 #   testbed.sh status | down | check                show | remove everything | prove it is gone
@@ -193,11 +196,12 @@ start_imds() {
   printf '{"%s": {"local-ipv4s": ["%s"], "subnet-ipv4-cidr-block": "%s"}}\n' \
     "$(node_mac "$i")" "$TB_TGW_NET.$((10 + i))" "$TB_TGW_NET.0/24" >"$macs"
   local out; out="$(state)/imds-$node.log"
-  ip netns exec "$(ns "$node")" python3 "$mock" --listen "127.0.0.1:$TB_IMDS_PORT" --macs "$macs" >"$out" 2>&1 &
+  ip netns exec "$(ns "$node")" python3 "$mock" --listen "127.0.0.1:$TB_IMDS_PORT" --macs "$macs" \
+    --log "$(state)/imds-$node.requests" >"$out" 2>&1 &
   echo $! >"$pidf"
   local t
   for ((t = 0; t < 100; t++)); do
-    grep -q "listening on" "$out" && return 0
+    grep -qs "listening on" "$out" && return 0
     kill -0 "$(cat "$pidf")" 2>/dev/null || die "mock IMDS on $node exited: $(cat "$out")"
     sleep 0.05
   done
@@ -253,6 +257,12 @@ cmd_detach() {
   # host-device moves the ENI back under its old name; prove it.
   local mac; mac=$(ip -n "$(ns "$node")" -o link show eth1 2>/dev/null | grep -o 'link/ether [0-9a-f:]*' | cut -d' ' -f2)
   [ "$mac" = "$(node_mac "$(node_index "$node")")" ] || die "eth1 did not come back to $node"
+}
+
+# imds-log NODE: the requests the node's mock IMDSv2 answered, one a line (METHOD PATH STATUS ...).
+cmd_imds_log() {
+  local node=${1:?imds-log NODE}
+  cat "$(state)/imds-$node.requests" 2>/dev/null || true
 }
 
 # --- netem --------------------------------------------------------------------------------------
@@ -477,6 +487,7 @@ main() {
     detach) check_tag; cmd_detach "$@" ;;
     netem) check_tag; cmd_netem "$@" ;;
     loss-count) check_tag; cmd_loss_count "$@" ;;
+    imds-log) check_tag; cmd_imds_log "$@" ;;
     exec) check_tag; local h=${1:?exec HOST CMD...}; shift; nsx "$h" "$@" ;;
     verify) check_tag; cmd_verify "$@" ;;
     status) check_tag; cmd_status ;;
