@@ -185,12 +185,12 @@ flow_legacy_start() {
   FLOW_PIDS+=("$FLOW_VM_PID")
   [ "$FLOW_MODE" = netns ] || return 0
   flow_spawn vm2 python3 "$FLOW_SRC/tests/testbed/mcount.py" --iface eth0 \
-    --duration "$FLOW_LIMIT_S" >"$FLOW_W/vm2.count" &
+    --duration "$FLOW_LIMIT_S" --ready-file "$FLOW_W/vm2.ready" >"$FLOW_W/vm2.count" &
   FLOW_IDLE_PID=$!
   FLOW_PIDS+=("$FLOW_IDLE_PID")
 }
 
-# Until the bridge's group table shows every join (bounded: 10 s).
+# Until the bridge's group table shows every join and vm2's counter listens (bounded: 10 s).
 flow_wait_joins() {
   if [ "$FLOW_MODE" = loopback ]; then
     # No bridge to ask: wait for the taps' "joined" line and give socat a moment.
@@ -209,6 +209,7 @@ flow_wait_joins() {
     mdb=$(bridge -n "$TB_TAG-tgw" mdb show)
     ok=1
     for w in "${want[@]}"; do grep -q "port $w" <<<"$mdb" || ok=0; done
+    [ -e "$FLOW_W/vm2.ready" ] || ok=0 # vm2's counter listens before anything is sent
     [ $ok -eq 1 ] && return 0
     sleep 0.1
   done

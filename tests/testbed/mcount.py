@@ -5,8 +5,10 @@ A packet socket sees every frame the link delivers, before the IP layer drops da
 groups the host did not join; so a count of 0 here proves the TGW bridge did not forward the
 group to this port (the testbed's "non-member gets nothing" check).
 
-Usage: mcount.py --iface IF [--group G] [--port P] --duration S
-Prints the count on stdout when S seconds have passed or on SIGTERM/SIGINT.
+Usage: mcount.py --iface IF [--group G] [--port P] --duration S [--ready-file F]
+Prints the count on stdout when S seconds have passed or on SIGTERM/SIGINT. Creates F once the
+socket is bound, so a caller can wait for it before sending: a counter that is not yet
+listening would count 0 and prove nothing.
 """
 import argparse
 import signal
@@ -25,6 +27,7 @@ def main():
     ap.add_argument("--group", help="only this group (default: any of 224.0.0.0/4 but 224.0.0.0/24)")
     ap.add_argument("--port", type=int, help="only this UDP destination port")
     ap.add_argument("--duration", type=float, required=True, help="upper bound, seconds")
+    ap.add_argument("--ready-file", help="created once the socket is bound")
     args = ap.parse_args()
     if not 0 < args.duration <= 600:
         sys.exit("mcount: --duration must be in (0, 600]")
@@ -37,6 +40,9 @@ def main():
     s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
     s.bind((args.iface, 0))
     s.settimeout(0.1)
+    if args.ready_file:
+        with open(args.ready_file, "w", encoding="ascii") as f:
+            f.write("ready\n")
     count = 0
     deadline = time.monotonic() + args.duration
     while not stop and time.monotonic() < deadline:

@@ -361,8 +361,9 @@ cmd_verify() {
   for h in "${idle[@]}" $(cat "$(state)/nodes"); do
     ifn=eth0; [[ $h == node* ]] && ifn=eth1
     ip -n "$(ns "$h")" link show "$ifn" >/dev/null 2>&1 || continue
+    rm -f "$(state)/verify.$h.ready"
     ip netns exec "$(ns "$h")" python3 "$TB_HERE/mcount.py" --iface "$ifn" --group "$group" --port "$port" \
-      --duration 20 >"$(state)/verify.$h.count" &
+      --duration 20 --ready-file "$(state)/verify.$h.ready" >"$(state)/verify.$h.count" &
     counters+=($!); hosts+=("$h")
   done
   # Wait (bounded) until the bridge has learnt the join on the joined VM's port.
@@ -375,7 +376,18 @@ cmd_verify() {
     kill "$rx_pid" "${counters[@]}" 2>/dev/null || true
     die "bridge never learnt $joined's join of $group"
   fi
-  sleep 0.3 # the packet sockets are bound by now
+  # Every counter must be listening before the first datagram, or its 0 would prove nothing.
+  for h in "${hosts[@]}"; do
+    for ((t = 0; t < 100; t++)); do
+      [ -e "$(state)/verify.$h.ready" ] && break
+      sleep 0.1
+    done
+    if [ "$t" -ge 100 ]; then
+      kill "$rx_pid" "${counters[@]}" 2>/dev/null || true
+      die "the packet counter on $h did not start within 10 s"
+    fi
+  done
+  sleep 0.2 # socat joined (the bridge learnt it); give its socket the same head start
   # The sender sits on a port, as a publisher would: frames the bridge itself sends ignore
   # mcast_flood and would prove less.
   local i saddr
