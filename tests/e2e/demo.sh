@@ -24,11 +24,6 @@ TS_RATE=${DEMO_TS_RATE:-10000}
 LOSS=${DEMO_LOSS:-5%}
 TOTAL=$((ITCH_N + TS_N))
 
-W=$(mktemp -d /tmp/mdcast-demo.XXXXXX)
-flow_init "$build" "$W" "$mode"
-missing=$(flow_missing)
-[ -z "$missing" ] || { echo "demo: cannot run, missing: $missing (build it: scripts/build.sh $build)" >&2; exit 1; }
-
 SHOW_PIDS=()
 # shellcheck disable=SC2317 # called by the trap
 on_exit() {
@@ -41,7 +36,15 @@ on_exit() {
   fi
   rm -rf "$W"
 }
+W=$(mktemp -d /tmp/mdcast-demo.XXXXXX)
 trap on_exit EXIT
+# A signal ends the script through exit, so the EXIT trap cleans up then too.
+trap 'exit 130' INT
+trap 'exit 143' TERM
+flow_init "$build" "$W" "$mode"
+missing=$(flow_missing)
+[ -z "$missing" ] || { echo "demo: cannot run, missing: $missing (build it: scripts/build.sh $build)" >&2; exit 1; }
+
 
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 # show PID PREFIX FILE [GREP]: print FILE's lines (matching GREP) with PREFIX while PID runs.

@@ -17,6 +17,9 @@ cleanup() {
   rm -rf "$TB_STATE_ROOT"
 }
 trap cleanup EXIT
+# A signal ends the script through exit, so the EXIT trap cleans up then too.
+trap 'exit 130' INT
+trap 'exit 143' TERM
 
 "$TB" up --nodes 2 --vms 3 >/dev/null
 [ "$(ip netns list | grep -c "^$TB_TAG-")" -eq 7 ] || fail "expected 7 namespaces (tgw vpc 2 nodes 3 VMs)"
