@@ -269,6 +269,12 @@ static int parse_ipam(const cJSON *ipam, struct ipam_config *cfg, struct ipam_er
                              "ipam: unknown key \"%.64s\" (known: type, imds_endpoint, "
                              "imds_timeout_ms, imds_retries, routes, log_level, log_file)",
                              it->string);
+        /* Go's encoding/json (the runtime, host-device) keeps the last of duplicate keys,
+         * cJSON the first: refuse them rather than disagree with the caller. */
+        for (const cJSON *prev = ipam->child; prev != it; prev = prev->next)
+            if (strcmp(prev->string, it->string) == 0)
+                return ipam_fail(err, IPAM_E_INVALID_CONFIG, "ipam.%s: duplicate key",
+                                 it->string);
     }
     if ((rc = get_string(ipam, "type", cfg->type, sizeof(cfg->type), err)) < 0)
         return rc;
