@@ -157,6 +157,7 @@ static void reap(gw_egress_t *eg, uring_t *u)
 {
     struct io_uring_cqe *cqe;
     unsigned head, seen = 0;
+    eg->now_ns = uv_hrtime();
     io_uring_for_each_cqe(&u->ring, head, cqe)
     {
         uint32_t s = (uint32_t)cqe->user_data;
