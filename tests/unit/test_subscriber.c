@@ -97,7 +97,8 @@ static void net_init(net_t *n, const char *session, bool with_server)
         n->srv = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK, 0);
         ASSERT(n->srv >= 0);
         n->srv_port = next_port++;
-        struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(n->srv_port),
+        struct sockaddr_in sa = {.sin_family = AF_INET,
+                                 .sin_port = htons(n->srv_port),
                                  .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
         ASSERT_EQ(bind(n->srv, (struct sockaddr *)&sa, sizeof(sa)), 0);
     }
@@ -267,10 +268,13 @@ static void on_warning(void *data, int code, const char *text)
         s->warnings[code]++;
 }
 
-static const mdfeed_sub_callbacks_t callbacks = {
-    .on_message = on_message, .on_gap = on_gap, .on_recovered = on_recovered,
-    .on_loss = on_loss, .on_heartbeat = on_heartbeat, .on_end = on_end,
-    .on_warning = on_warning};
+static const mdfeed_sub_callbacks_t callbacks = {.on_message = on_message,
+                                                 .on_gap = on_gap,
+                                                 .on_recovered = on_recovered,
+                                                 .on_loss = on_loss,
+                                                 .on_heartbeat = on_heartbeat,
+                                                 .on_end = on_end,
+                                                 .on_warning = on_warning};
 
 typedef struct {
     net_t net;
@@ -536,9 +540,9 @@ static void test_malformed_and_wrong_session(void)
     uint8_t buf[1500];
     send_data(&f.net, 0, 1, 5);
     size_t len = build_packet(f.net.session, 6, 5, buf, sizeof(buf));
-    send_raw(&f.net, 0, buf, len - 3);           /* last block cut short */
-    send_raw(&f.net, 0, buf, 7);                 /* shorter than a header */
-    buf[19] = 9;                                 /* count says 9, 5 blocks follow */
+    send_raw(&f.net, 0, buf, len - 3); /* last block cut short */
+    send_raw(&f.net, 0, buf, 7);       /* shorter than a header */
+    buf[19] = 9;                       /* count says 9, 5 blocks follow */
     send_raw(&f.net, 0, buf, len);
     mdfeed_mold_header_encode(buf, f.net.session, 6, MDFEED_MOLD_COUNT_END);
     buf[20] = 'x'; /* end of session with a payload */
@@ -578,8 +582,8 @@ static void test_end_of_session(void)
             if (!with_gap || seq != 91)
                 send_data(&f.net, 0, seq, 10);
         send_header(&f.net, 0, 101, 0);                     /* heartbeat */
-        send_header(&f.net, 0, 101, MDFEED_MOLD_COUNT_END);  /* end of session */
-        send_data(&f.net, 0, 101, 10);                       /* after the end: ignored */
+        send_header(&f.net, 0, 101, MDFEED_MOLD_COUNT_END); /* end of session */
+        send_data(&f.net, 0, 101, 10);                      /* after the end: ignored */
         ASSERT(pump_until(&f, is_ended, 0, 2000));
         ASSERT_UEQ(f.sink->end_seq, 101);
         ASSERT_EQ(mdfeed_sub_dispatch(f.sub), MDFEED_EENDED);
