@@ -350,19 +350,24 @@ static int test_itchgen(const char *itchgen)
     ASSERT(len2 != len || memcmp(buf, buf2, len) != 0);
     free(buf2);
 
-    /* --gzip writes the same stream, compressed. */
-    snprintf(cmd, sizeof(cmd),
-             "'%s' --count %" PRIu64 " --seed 7 --symbols 12 --out '%s' --gzip >/dev/null", itchgen,
-             count, gzpath);
-    ASSERT_EQ(run(cmd), 0);
-    size_t gzlen;
-    uint8_t *gz = read_file(gzpath, &gzlen);
-    ASSERT_GE(gzlen, 2);
-    ASSERT_EQ(gz[0], 0x1f);
-    ASSERT_EQ(gz[1], 0x8b);
-    free(gz);
-    snprintf(cmd, sizeof(cmd), "gzip -dc '%s' | cmp -s - '%s'", gzpath, path);
-    ASSERT_EQ(run(cmd), 0);
+    /* --gzip writes the same stream, compressed (through gzip(1), which the tests' setup
+     * installs). */
+    if (run("command -v gzip >/dev/null 2>&1") == 0) {
+        snprintf(cmd, sizeof(cmd),
+                 "'%s' --count %" PRIu64 " --seed 7 --symbols 12 --out '%s' --gzip >/dev/null",
+                 itchgen, count, gzpath);
+        ASSERT_EQ(run(cmd), 0);
+        size_t gzlen;
+        uint8_t *gz = read_file(gzpath, &gzlen);
+        ASSERT_GE(gzlen, 2);
+        ASSERT_EQ(gz[0], 0x1f);
+        ASSERT_EQ(gz[1], 0x8b);
+        free(gz);
+        snprintf(cmd, sizeof(cmd), "gzip -dc '%s' | cmp -s - '%s'", gzpath, path);
+        ASSERT_EQ(run(cmd), 0);
+    } else {
+        printf("gzip not installed: --gzip not checked\n");
+    }
 
     /* Tiny counts keep the ends of the day; bad arguments are refused with exit code 2. */
     snprintf(cmd, sizeof(cmd), "'%s' --count 2 --out '%s' >/dev/null", itchgen, path2);
