@@ -26,3 +26,4 @@ mdcast_add_sh_test(deploy_gateway_config SCRIPT ${MDCAST_DEPLOY_TESTS}/test_gate
                    TIMEOUT 60 LABELS deploy)
 mdcast_add_sh_test(deploy_node_installer SCRIPT ${MDCAST_DEPLOY_TESTS}/test_node_installer.sh
                    TIMEOUT 180 LABELS deploy)
+mdcast_add_sh_test(deploy_vm SCRIPT ${MDCAST_DEPLOY_TESTS}/test_vm.sh TIMEOUT 60 LABELS deploy)

@@ -71,7 +71,8 @@ run_installer -- --once
 [ "$(link_name)" = eth1 ] || fail "ENI is named '$(link_name)', expected eth1: $out"
 ip -n "$node" -o link show eth1 | grep -q 'mtu 8500' || fail "MTU not 8500: $(ip -n "$node" -o link show eth1)"
 ip -n "$node" -o link show "${tag}x" | grep -q "${tag}x" || fail "the other link was touched"
-[ "$(sysctl_in all)" = 2 ] && [ "$(sysctl_in default)" = 2 ] || fail "force_igmp_version not 2"
+[ "$(sysctl_in all)" = 2 ] || fail "all.force_igmp_version not 2"
+[ "$(sysctl_in default)" = 2 ] || fail "default.force_igmp_version not 2"
 cmp -s "$src/bin/eni-ipam" "$work/host/opt/cni/bin/eni-ipam" || fail "eni-ipam not installed"
 [ -x "$work/host/opt/cni/bin/eni-ipam" ] || fail "eni-ipam not executable"
 while IFS= read -r -d '' f; do
@@ -80,7 +81,7 @@ while IFS= read -r -d '' f; do
 done < <(find "$src/bin" -type f -print0)
 cmp -s "$profile" "$work/host/seccomp/profiles/mdcast-gateway.json" || fail "seccomp profile not installed"
 [ "$(cat "$work/host/opt/cni/bin/host-device")" = "other plugin" ] || fail "another plugin was touched"
-ls "$work/host/opt/cni/bin" | grep -q '\.tmp\.' && fail "temporary files left behind"
+[ -z "$(find "$work/host" -name '*.tmp.*')" ] || fail "temporary files left behind"
 grep -q '"msg":"renamed net1' <<<"$out" || fail "rename not logged: $out"
 if [ -x "$MDCAST_BUILD_DIR/ipam/eni-ipam" ]; then
   # The installed plugin answers VERSION from the node's CNI dir (its libraries beside it).
@@ -123,7 +124,8 @@ run_installer ENI_MAC= IMDS_ENDPOINT="$endpoint" ENI_DEVICE_INDEX=2 -- --once
 grep -q 'no ENI at device index 2' <<<"$out" || fail "missing ENI not reported: $out"
 kill "$mock_pid"; wait "$mock_pid" 2>/dev/null || true; mock_pid=
 run_installer ENI_MAC= IMDS_ENDPOINT="$endpoint" -- --once
-[ "$rc" -eq 1 ] && grep -q 'IMDSv2 token request' <<<"$out" || fail "IMDS down not reported: $rc $out"
+[ "$rc" -eq 1 ] || fail "IMDS down: exit $rc"
+grep -q 'IMDSv2 token request' <<<"$out" || fail "IMDS down not reported: $out"
 
 echo "5. a name conflict is reported, not forced"
 ip -n "$node" link set eth1 name net1
@@ -146,7 +148,8 @@ grep -q 'neither ENI_MAC nor IMDS_ENDPOINT' <<<"$out" || fail "missing ENI ident
 run_installer ENI_IPAM_SRC="$work/nothing" -- --once
 grep -q 'eni-ipam not found in the image' <<<"$out" || fail "missing bundle not reported: $out"
 run_installer -- --bogus
-[ "$rc" -eq 1 ] && grep -q usage <<<"$out" || fail "bad argument accepted"
+[ "$rc" -eq 1 ] || fail "bad argument accepted (exit $rc)"
+grep -q usage <<<"$out" || fail "bad argument: no usage line: $out"
 
 echo "7. the loop: bounded rounds, and SIGTERM ends it at once"
 run_installer RECONCILE_INTERVAL=1 RECONCILE_ROUNDS=2 --
