@@ -27,3 +27,4 @@ mdcast_add_sh_test(deploy_gateway_config SCRIPT ${MDCAST_DEPLOY_TESTS}/test_gate
 mdcast_add_sh_test(deploy_node_installer SCRIPT ${MDCAST_DEPLOY_TESTS}/test_node_installer.sh
                    TIMEOUT 180 LABELS deploy)
 mdcast_add_sh_test(deploy_vm SCRIPT ${MDCAST_DEPLOY_TESTS}/test_vm.sh TIMEOUT 60 LABELS deploy)
+mdcast_add_deploy_py_test(deploy_eks check_eks.py)
