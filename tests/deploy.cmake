@@ -28,3 +28,5 @@ mdcast_add_sh_test(deploy_node_installer SCRIPT ${MDCAST_DEPLOY_TESTS}/test_node
                    TIMEOUT 180 LABELS deploy)
 mdcast_add_sh_test(deploy_vm SCRIPT ${MDCAST_DEPLOY_TESTS}/test_vm.sh TIMEOUT 60 LABELS deploy)
 mdcast_add_deploy_py_test(deploy_eks check_eks.py)
+mdcast_add_sh_test(deploy_seccomp_profile SCRIPT ${MDCAST_DEPLOY_TESTS}/test_seccomp_profile.sh
+                   TIMEOUT 120 LABELS deploy)
