@@ -4,9 +4,10 @@
 # (deploy/k8s/base/gateway/gateway.json, addresses moved into the namespace):
 #   1. under the profile the gateway starts, becomes ready, sends what a publisher gives it over
 #      io_uring (where io_uring works here at all) and exits 0 on SIGTERM;
-#   2. under the same profile without the io_uring syscalls — what containerd 2.x's default
-#      does — it falls back to sendmmsg, says so in its metrics, and still sends;
-#   3. the profile refuses what a container never needs (a new namespace).
+#   2. mdfeed-tap (libmdfeed), the example consumer, receives every message under the profile;
+#   3. under the same profile without the io_uring syscalls — what containerd 2.x's default
+#      does — the gateway falls back to sendmmsg, says so in its metrics, and still sends;
+#   4. the profile refuses what a container never needs (a new namespace).
 # LeakSanitizer is off under the profile: it needs ptrace, which the profile refuses by design.
 # shellcheck source=tests/common/lib.sh
 source "$(dirname "$0")/../common/lib.sh"
@@ -22,11 +23,13 @@ profile=$MDCAST_SOURCE_DIR/deploy/k8s/base/seccomp/mdcast-gateway.json
 loader=$MDCAST_SOURCE_DIR/tests/deploy/seccomp_exec.py
 tag=$(test_tag)
 ns=${tag}sc
+rx=${tag}rx
 work=$(mktemp -d)
 gw_pid=
 cleanup() {
   [ -n "$gw_pid" ] && kill -KILL "$gw_pid" 2>/dev/null
   ip netns del "$ns" 2>/dev/null
+  ip netns del "$rx" 2>/dev/null
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -36,11 +39,14 @@ python3 "$loader" "$profile" -- /bin/true || skip "cannot load a seccomp filter 
 
 ip netns add "$ns"
 ip -n "$ns" link set lo up
-ip -n "$ns" link add "${tag}a" type veth peer name "${tag}b"
+ip netns add "$rx"
+ip -n "$ns" link add "${tag}a" type veth peer name "${tag}b" netns "$rx"
 ip -n "$ns" addr add 198.18.211.1/24 dev "${tag}a"
+ip -n "$rx" addr add 198.18.211.2/24 dev "${tag}b"
 ip -n "$ns" link set "${tag}a" up
-ip -n "$ns" link set "${tag}b" up
+ip -n "$rx" link set "${tag}b" up
 ip netns exec "$ns" sysctl -q -w net.ipv4.conf.all.force_igmp_version=2
+ip netns exec "$rx" sysctl -q -w net.ipv4.conf.all.force_igmp_version=2
 
 python3 - "$MDCAST_SOURCE_DIR/deploy/k8s/base/gateway/gateway.json" "$work/gateway.json" "${tag}a" <<'PY'
 import json, sys
@@ -50,6 +56,7 @@ cfg["metrics"]["listen"] = "127.0.0.1:9100"
 cfg["egress"]["interface"] = sys.argv[3]
 json.dump(cfg, open(sys.argv[2], "w"))
 PY
+line_a=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["channels"][0]["lines"][0])' "$work/gateway.json")
 user=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["ingress"]["users"][0]["username"])' "$work/gateway.json")
 pass=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["ingress"]["users"][0]["password"])' "$work/gateway.json")
 
@@ -93,7 +100,16 @@ echo "0. baseline without a profile"
 run_gateway plain none
 uring_here=$(metric 'mdcast_egress_backend\{backend="io_uring"\}')
 
-echo "1. under the shipped profile"
+echo "1. under the shipped profile, with mdfeed-tap under it too"
+tap=$MDCAST_BUILD_DIR/feedhandler/tools/mdfeed-tap
+tap_pid=
+if [ -x "$tap" ]; then
+  ip netns exec "$rx" timeout 60 python3 "$loader" "$profile" -- "$tap" --group "$line_a" \
+    --interface "${tag}b" --count 500 --timeout 40 --format none --json >"$work/tap.out" 2>"$work/tap.err" &
+  tap_pid=$!
+  group_hex=$(python3 -c 'import socket,sys; print(socket.inet_aton(sys.argv[1].split(":")[0])[::-1].hex().upper())' "$line_a")
+  for _ in $(seq 50); do ip netns exec "$rx" grep -q "$group_hex" /proc/net/igmp && break; sleep 0.1; done
+fi
 run_gateway profile
 if [ "$uring_here" -eq 1 ]; then
   [ "$(metric 'mdcast_egress_backend\{backend="io_uring"\}')" -eq 1 ] ||
@@ -103,13 +119,22 @@ else
   echo "note: io_uring does not set up on this machine even without a profile; backend not compared"
 fi
 
-echo "2. the profile without io_uring (containerd 2.x default): fallback to sendmmsg"
+if [ -n "$tap_pid" ]; then
+  echo "2. mdfeed-tap under the profile received the messages"
+  wait "$tap_pid" || fail "mdfeed-tap exit $? under the profile: $(tail -3 "$work/tap.err")"
+  tail -1 "$work/tap.out" | python3 -c 'import json,sys; s=json.load(sys.stdin); sys.exit(0 if s["received"] == 500 and s["lost"] == 0 else 1)' ||
+    fail "mdfeed-tap summary: $(tail -1 "$work/tap.out")"
+else
+  echo "note: mdfeed-tap not built; consumer not run under the profile"
+fi
+
+echo "3. the profile without io_uring (containerd 2.x default): fallback to sendmmsg"
 run_gateway no-uring --drop io_uring_setup --drop io_uring_enter --drop io_uring_register
 [ "$(metric 'mdcast_egress_backend\{backend="sendmmsg"\}')" -eq 1 ] || fail "no sendmmsg fallback"
 [ "$(metric mdcast_egress_uring_fallback)" -eq 1 ] || fail "fallback not reported in the metrics"
 grep -q 'falling back to sendmmsg' "$work/no-uring.log" || fail "fallback not logged"
 
-echo "3. what the profile refuses"
+echo "4. what the profile refuses"
 rc=0
 ip netns exec "$ns" python3 "$loader" "$profile" -- unshare --net true 2>/dev/null || rc=$?
 [ "$rc" -ne 0 ] || fail "a new network namespace was allowed under the profile"
