@@ -9,7 +9,7 @@ BUILD_PKGS=(build-essential cmake pkg-config clang libclang-rt-14-dev
 # What the demo and the tests drive: namespaces, the real CNI plugins, Wireshark as an oracle,
 # legacy clients, plots and linters.
 RUN_PKGS=(iproute2 procps kmod nftables containernetworking-plugins socat iperf tshark python3 gzip
-          gnuplot-nox yamllint shellcheck patchelf)
+          gnuplot-nox yamllint shellcheck patchelf python3-yaml)
 
 want=("${BUILD_PKGS[@]}")
 case "${1:-all}" in

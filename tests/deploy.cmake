@@ -19,3 +19,15 @@ endfunction()
 
 mdcast_add_deploy_py_test(deploy_nad_json check_nad.py)
 mdcast_add_deploy_py_test(deploy_k8s_render check_k8s.py)
+mdcast_add_deploy_py_test(deploy_cfn check_cfn.py)
+mdcast_add_deploy_py_test(deploy_dockerfile check_dockerfile.py)
+mdcast_add_deploy_py_test(deploy_seccomp check_seccomp.py)
+mdcast_add_sh_test(deploy_gateway_config SCRIPT ${MDCAST_DEPLOY_TESTS}/test_gateway_config.sh
+                   TIMEOUT 60 LABELS deploy)
+mdcast_add_sh_test(deploy_node_installer SCRIPT ${MDCAST_DEPLOY_TESTS}/test_node_installer.sh
+                   TIMEOUT 180 LABELS deploy)
+mdcast_add_sh_test(deploy_vm SCRIPT ${MDCAST_DEPLOY_TESTS}/test_vm.sh TIMEOUT 60 LABELS deploy)
+mdcast_add_deploy_py_test(deploy_eks check_eks.py)
+mdcast_add_sh_test(deploy_seccomp_profile SCRIPT ${MDCAST_DEPLOY_TESTS}/test_seccomp_profile.sh
+                   TIMEOUT 120 LABELS deploy)
+mdcast_add_deploy_py_test(deploy_docs check_docs.py)
