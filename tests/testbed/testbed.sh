@@ -8,12 +8,13 @@
 #   testbed.sh attach POD NODE                      CNI ADD: NODE's eth1 -> POD's net1
 #   testbed.sh detach POD NODE                      CNI DEL: net1 goes back to NODE as eth1
 #   testbed.sh check-attach POD NODE                CNI CHECK
-#   testbed.sh netem HOST off|NETEM-ARGS...         tc netem on HOST's TGW bridge port
-#   testbed.sh loss-count HOST                      frames the nftables loss rule dropped
+#   testbed.sh netem HOST off|NETEM-ARGS...         tc netem on HOST's TGW port (no sch_netem: loss via nftables)
+#   testbed.sh loss-count HOST                      frames the loss dropped on that port
 #   testbed.sh imds-log NODE                        requests NODE's mock IMDSv2 answered
 #   testbed.sh exec HOST CMD...                     run CMD inside HOST's namespace
 #   testbed.sh verify                               multicast delivery follows joins (socat)
 #   testbed.sh status | down | check                show | remove everything | prove it is gone
+#   testbed.sh list                                 tags with something left (for down --tag)
 #
 # Every command except `up` takes the tag from --tag or $TB_TAG. `attach` needs $TB_BUILD_DIR
 # (for eni-ipam) unless TB_IPAM=static (development only: the `static` IPAM plugin).
@@ -330,9 +331,13 @@ cmd_netem() {
   fi
 }
 
-# Frames dropped on HOST's port by the nftables loss rule (0 when none).
+# Frames dropped on HOST's port by the loss (tc netem's drop counter, or the nftables rule's).
 cmd_loss_count() {
   local port; port=$(port_of "${1:?loss-count HOST}")
+  if tc -n "$(ns tgw)" qdisc show dev "$port" | grep -q netem; then
+    tc -n "$(ns tgw)" -s qdisc show dev "$port" | grep -o 'dropped [0-9]*' | head -n1 | cut -d' ' -f2
+    return
+  fi
   { nsx tgw nft list chain bridge tbloss drops 2>/dev/null || true; } |
     awk -v c="\"loss $port\"" 'index($0, "comment " c) {for (i = 1; i < NF; i++) if ($i == "packets") print $(i + 1)}' |
     grep . || echo 0
@@ -469,6 +474,13 @@ cmd_down() {
   cmd_check
 }
 
+# Tags that have a TGW namespace or a state directory: what `down --tag T` would remove (after
+# a run that was killed with SIGKILL, which no trap can catch).
+cmd_list() {
+  { ip netns list | awk '{print $1}' | sed -n 's/-tgw$//p'
+    ls "$TB_STATE_ROOT" 2>/dev/null || true; } | sort -u
+}
+
 # Exits non-zero when anything of the tag is left: namespace, root-namespace link, process, state.
 cmd_check() {
   check_tag
@@ -505,7 +517,8 @@ main() {
     status) check_tag; cmd_status ;;
     down) cmd_down ;;
     check) cmd_check ;;
-    ''|-h|--help) sed -n '2,22p' "$0" ;;
+    list) cmd_list ;;
+    ''|-h|--help) sed -n '2,28p' "$0" ;;
     *) die "unknown command '$cmd' (up, pod, attach, detach, netem, exec, verify, status, down, check)" ;;
   esac
 }
