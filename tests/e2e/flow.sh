@@ -251,7 +251,12 @@ flow_wait() {
 }
 
 flow_gateway_stop() {
-  kill -TERM "$FLOW_GW_PID" 2>/dev/null || true
+  # SIGTERM to the gateway itself, not to the `timeout` around it: timeout would forward it to
+  # the child and also to its process group, so the gateway would get it twice and a second
+  # SIGTERM during the graceful shutdown may end it at once (exit 143, no end of session).
+  local gw_pid
+  gw_pid=$(pgrep -P "$FLOW_GW_PID" | head -n1 || true)
+  kill -TERM "${gw_pid:-$FLOW_GW_PID}" 2>/dev/null || true
   flow_wait "$FLOW_GW_PID" 10
 }
 

@@ -82,7 +82,8 @@ for c in c1 c2; do
 done
 metrics=$(flow_http /metrics) || fail "cannot scrape /metrics"
 served=$(awk '/^mdcast_rerequests_total\{.*result="served"/ {print $2}' <<<"$metrics")
-flow_gateway_stop || fail "gateway did not exit 0 on SIGTERM"
+rc=0; flow_gateway_stop || rc=$?
+[ $rc -eq 0 ] || fail "gateway exited $rc on SIGTERM, not 0 (124: still running after 10 s)"
 sleep 0.5 # the end-of-session packets reach the VM
 kill -TERM "$FLOW_VM_PID" "$FLOW_IDLE_PID" 2>/dev/null || true
 flow_wait "$FLOW_VM_PID" 5 || true
