@@ -103,7 +103,6 @@ rerequested=$(flow_field c2 first_arrivals.retransmit)
 { [ "$recovered" -gt 0 ] && [ "$rerequested" -gt 0 ]; } ||
   fail "c2: no recovery through re-requests (recovered $recovered, retransmitted $rerequested)"
 [ "${served:-0}" -gt 0 ] || fail "the gateway served no re-request"
-[ "$(flow_field c1 recovered)" = 0 ] || fail "c1, without loss, needed recoveries"
 
 echo "-- 5. CNI DEL returns every ENI; nothing left"
 flow_teardown || fail "CNI DEL failed"
