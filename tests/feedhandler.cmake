@@ -18,6 +18,9 @@ if(TARGET mdcast-gateway)
                      SCRIPT ${CMAKE_CURRENT_SOURCE_DIR}/integration/feed/test_gateway_replay.sh
                      TIMEOUT 120 LABELS integration feed)
 endif()
+# The example consumer, built against the installed library through pkg-config.
+mdcast_add_sh_test(test_feed_example SCRIPT ${CMAKE_CURRENT_SOURCE_DIR}/integration/feed/test_example.sh
+                   TIMEOUT 120 LABELS integration feed)
 
 # Benchmark: subscriber vs a raw recvmmsg loop over the same packets (label `bench`).
 # CONFIGURATIONS keeps it out of the default run: `ctest -C bench -L bench` runs it.
@@ -26,6 +29,3 @@ target_include_directories(consumer_bench PRIVATE ${MDCAST_TEST_COMMON})
 target_link_libraries(consumer_bench PRIVATE mdfeed_static)
 add_test(NAME consumer_bench COMMAND consumer_bench CONFIGURATIONS bench)
 set_tests_properties(consumer_bench PROPERTIES TIMEOUT 120 SKIP_RETURN_CODE 77 LABELS bench)
-# The example consumer, built against the installed library through pkg-config.
-mdcast_add_sh_test(test_feed_example SCRIPT ${CMAKE_CURRENT_SOURCE_DIR}/integration/feed/test_example.sh
-                   TIMEOUT 120 LABELS integration feed)

@@ -103,6 +103,8 @@ const char *mdfeed_loss_reason_str(mdfeed_loss_reason_t reason)
         return "no-server";
     case MDFEED_LOSS_RETRIES:
         return "retries-exhausted";
+    case MDFEED_LOSS_HOLD_FULL:
+        return "hold-full";
     }
     return "unknown";
 }
@@ -565,6 +567,37 @@ static void drain(mdfeed_sub_t *sub)
         extend_missing(sub, sub->beyond_seen, 0);
 }
 
+/* Moves next_seq up to `target` at once: held messages are delivered, everything else below
+ * the target is declared lost (MDFEED_LOSS_HOLD_FULL). */
+static void force_advance(mdfeed_sub_t *sub, uint64_t target)
+{
+    while (sub->next_seq < target) {
+        slot_t *sl = slot_of(sub, sub->next_seq);
+        if (sub->next_seq <= sub->high_seen && sl->state == SLOT_HELD) {
+            sub->st.held--;
+            deliver(sub, sub->next_seq, sl->msg, sl->len, sl->line, sl->rx_ns);
+            reset_slot(sl);
+            sub->next_seq++;
+            continue;
+        }
+        uint64_t first = sub->next_seq, n = 0;
+        while (first + n < target) {
+            slot_t *l = slot_of(sub, first + n);
+            if (first + n <= sub->high_seen && l->state == SLOT_HELD)
+                break;
+            if (first + n <= sub->high_seen)
+                reset_slot(l);
+            n++;
+        }
+        sub->next_seq += n;
+        sub->st.lost += n;
+        if (sub->cb.on_loss)
+            sub->cb.on_loss(sub->cb.data, first, n, MDFEED_LOSS_HOLD_FULL);
+    }
+    if (sub->high_seen < sub->next_seq - 1)
+        sub->high_seen = sub->next_seq - 1;
+}
+
 static void accept_message(mdfeed_sub_t *sub, uint64_t seq, const uint8_t *msg, uint16_t len,
                            int line, uint64_t rx_ns, uint64_t now)
 {
@@ -574,6 +607,11 @@ static void accept_message(mdfeed_sub_t *sub, uint64_t seq, const uint8_t *msg, 
     }
     if (seq > sub->beyond_seen)
         sub->beyond_seen = seq;
+    if (seq > window_end(sub) && !sub->has_server) {
+        /* Nothing can fill the gap at the front, so waiting longer only discards what did
+         * arrive: give up the front now and keep this message. */
+        force_advance(sub, seq - sub->cap + 1);
+    }
     if (seq > window_end(sub)) {
         /* Holding it would pass max_held: drop it; it is re-requested once the window
          * reaches it, or declared lost then. */
@@ -905,7 +943,7 @@ static int recv_line(mdfeed_sub_t *sub, int line)
 {
     int fd = sub->fds[line];
     unsigned batch = sub->cfg.recv_batch;
-    for (int round = 0; round < ROUNDS_PER_DISPATCH && !sub->ended; round++) {
+    for (int round = 0; round < ROUNDS_PER_DISPATCH; round++) {
         for (unsigned i = 0; i < batch; i++) {
             struct msghdr *h = &sub->mmsg[i].msg_hdr;
             h->msg_control = sub->ctrl + (size_t)i * CTRL_LEN;
@@ -934,8 +972,8 @@ static int recv_line(mdfeed_sub_t *sub, int line)
 
 int mdfeed_sub_dispatch(mdfeed_sub_t *sub)
 {
-    if (sub->ended)
-        return MDFEED_EENDED;
+    /* After the end the sockets are still drained (and the packets ignored), so that a
+     * level-triggered loop that keeps watching the fd does not spin. */
     uint64_t before = sub->st.messages + sub->st.lost;
     for (int line = 0; line < NLINES; line++) {
         if (sub->fds[line] < 0)

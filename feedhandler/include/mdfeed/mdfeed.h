@@ -109,9 +109,10 @@ typedef struct mdfeed_sub mdfeed_sub_t;
 typedef enum {
     MDFEED_LOSS_NO_SERVER = 1, /* gap timed out and no retransmission server is configured */
     MDFEED_LOSS_RETRIES = 2,   /* re-requests retried with backoff and never answered */
+    MDFEED_LOSS_HOLD_FULL = 3, /* no server, and holding more would pass max_held */
 } mdfeed_loss_reason_t;
 
-/* Returns a static name for a loss reason ("no-server", "retries", ...). */
+/* Returns a static name for a loss reason ("no-server", "retries-exhausted", "hold-full"). */
 MDFEED_EXTERN const char *mdfeed_loss_reason_str(mdfeed_loss_reason_t reason);
 
 /* Where a message or packet came from. */
@@ -219,8 +220,9 @@ MDFEED_EXTERN int mdfeed_sub_fd(const mdfeed_sub_t *sub);
 
 /* Does whatever is ready without blocking: receives up to a bounded number of batches per
  * socket, runs due timers (gap timeouts, re-request retries), and calls the callbacks.
- * Returns the number of messages delivered (>= 0), MDFEED_EENDED once the session has ended,
- * or -errno on a socket error. */
+ * Returns the number of messages delivered or declared lost (>= 0), MDFEED_EENDED once the
+ * session has ended (packets arriving after that are read and ignored), or -errno on a
+ * socket error. */
 MDFEED_EXTERN int mdfeed_sub_dispatch(mdfeed_sub_t *sub);
 
 /* Blocks, waiting on the fd and dispatching, until the session ends (returns MDFEED_EENDED),
@@ -316,7 +318,10 @@ MDFEED_EXTERN int mdfeed_pub_flush(mdfeed_pub_t *pub, int timeout_ms);
  * server to close. Returns 0 or the first error. The handle then stays CLOSED; free it. */
 MDFEED_EXTERN int mdfeed_pub_close(mdfeed_pub_t *pub, int timeout_ms);
 
+/* Returns the client's state now (CONNECTING also while waiting to reconnect). Never blocks. */
 MDFEED_EXTERN mdfeed_pub_state_t mdfeed_pub_state(const mdfeed_pub_t *pub);
+
+/* Copies the counters into `*out`. Never blocks. */
 MDFEED_EXTERN void mdfeed_pub_stats(const mdfeed_pub_t *pub, mdfeed_pub_stats_t *out);
 
 /* ---------------------------------------------------------------------------------------------

@@ -118,12 +118,31 @@ done
 el=$(json_field "$js" elapsed_s)
 python3 -c "import sys; sys.exit(0 if float('$el') >= 0.14 else 1)" || fail "--rate not honoured ($el s)"
 
+if [ -x "$ITCHGEN" ]; then
+  echo "== mdcast-pub --speed: paced by the file's own timestamps"
+  # The file spans this many nanoseconds of market time; --speed compresses it to ~0.4 s.
+  span=$(python3 -c '
+import sys; d=open(sys.argv[1],"rb").read(); p=0; ts=[]
+while p<len(d):
+    n=int.from_bytes(d[p:p+2],"big"); ts.append(int.from_bytes(d[p+7:p+13],"big")); p+=2+n
+print(ts[-1]-ts[0])' "$work/day.itch")
+  speed=$(python3 -c "print($span / 0.4e9)")
+  start_sink "$work/paced.bin"
+  out=$(inns "$PUB" --connect "127.0.0.1:$sink_port" --itch "$work/day.itch" --speed "$speed" --json)
+  wait "$sink_pid"
+  cmp "$work/day.itch" "$work/paced.bin" || fail "--speed replay not byte-identical"
+  el=$(json_field "$(tail -n1 <<<"$out")" elapsed_s)
+  python3 -c "import sys; sys.exit(0 if 0.35 <= float('$el') < 10 else 1)" \
+    || fail "--speed $speed: replay took $el s, want about 0.4 s"
+fi
+
 echo "== mdcast-pub: generated messages, --count, --size, --timestamps"
 start_sink "$work/gen.bin"
 inns "$PUB" --connect "127.0.0.1:$sink_port" --count 500 --size 40 --timestamps --json >"$work/out"
 wait "$sink_pid"
 [ "$(stat -c %s "$work/gen.bin")" -eq $((500 * 42)) ] || fail "500 x 40-byte messages not received"
-head -c 6 "$work/gen.bin" | tail -c 4 | grep -q MDTS || fail "benchmark message magic missing"
+magic=$(head -c 6 "$work/gen.bin" | tail -c 4)
+[ "$magic" = MDTS ] || fail "benchmark message magic missing: '$magic'"
 
 echo "== mdcast-pub: login rejected -> exit 3"
 start_sink "$work/rej.bin" --user feed1 --password right
@@ -213,6 +232,14 @@ if [ -x "$ITCHGEN" ]; then
   [ "$(grep -c '^[0-9]* [A-Z]' "$work/itch.out")" -eq 50 ] || fail "--format itch: not 50 lines"
   grep -q '[0-9][0-9]:[0-9][0-9]:[0-9][0-9]\.' "$work/itch.out" || fail "--format itch: no time of day"
 fi
+# --format text, with the interface named by its address (the tap adds --interface lo first;
+# the later --interface wins).
+start_tap txt --group $G --interface 127.0.0.1 --format text --count 5
+inns "$SEND" --group $G --timestamps 5 --size 24 --linger 50 >/dev/null
+wait_tap; [ "$rc" = 0 ] || fail "text tap exited $rc: $(cat "$work/txt.err")"
+[ "$(grep -c '^[1-5] A 24 "MDTS' "$work/txt.out")" = 5 ] || fail "--format text: $(cat "$work/txt.out")"
+grep -q 'joined 239.7.1.1:17001 on 127.0.0.1' "$work/txt.err" || fail "interface by address"
+
 start_tap lat --group $G --format none --latency --count 2000 --json
 inns "$SEND" --group $G --timestamps 2000 --size 24 --linger 50 >/dev/null
 wait_tap; [ "$rc" = 0 ] || fail "latency tap exited $rc"

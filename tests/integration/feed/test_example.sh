@@ -33,8 +33,10 @@ PKG_CONFIG_PATH="$pc" make -s -C "$work/ex" CC="$cc" CFLAGS="$cflags" \
   PKG_CONFIG="pkg-config --define-variable=prefix=$work/prefix" consumer \
   || fail "the example did not build against the installed library"
 # It links the installed shared library, not the build tree's.
-LD_LIBRARY_PATH="$work/prefix/$libdir" ldd "$work/ex/consumer" | grep -q "$work/prefix/$libdir/libmdfeed.so" \
-  || fail "the example is not linked to the installed libmdfeed"
+# (ldd's output is captured first: `ldd | grep -q` under pipefail fails when grep exits early.)
+linked=$(LD_LIBRARY_PATH="$work/prefix/$libdir" ldd "$work/ex/consumer")
+grep -q "$work/prefix/$libdir/libmdfeed.so" <<<"$linked" \
+  || fail "the example is not linked to the installed libmdfeed: $linked"
 LD_LIBRARY_PATH="$work/prefix/$libdir" "$work/ex/consumer" >/dev/null 2>&1 && fail "usage error not reported"
 
 need_root
