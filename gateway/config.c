@@ -250,6 +250,7 @@ static int parse_egress(ctx_t *c, const cJSON *root, gw_config_t *cfg)
                                        "io",
                                        "heartbeat_ms",
                                        "end_of_session_repeats",
+                                       "socket_buffer_bytes",
                                        NULL};
     if (check_keys(c, eg, "egress", keys))
         return -1;
@@ -265,14 +266,16 @@ static int parse_egress(ctx_t *c, const cJSON *root, gw_config_t *cfg)
         strcpy(cfg->egress_ifname, ifc);
         cfg->egress_addr.s_addr = htonl(INADDR_ANY);
     }
-    double ttl, budget, hb, eos;
+    double ttl, budget, hb, eos, sndbuf;
     /* A TTL above 1 by default: the TGW forwards across subnets. */
     if (get_int(c, eg, "egress", "ttl", 1, 255, 32, &ttl) ||
         get_bool(c, eg, "egress", "loop", false, &cfg->loop) ||
         get_int(c, eg, "egress", "payload_budget", 64, MDFEED_MOLD_MAX_DATAGRAM, 1400, &budget) ||
         get_int(c, eg, "egress", "heartbeat_ms", 50, 60000, 1000, &hb) ||
-        get_int(c, eg, "egress", "end_of_session_repeats", 1, 10, 3, &eos))
+        get_int(c, eg, "egress", "end_of_session_repeats", 1, 10, 3, &eos) ||
+        get_int(c, eg, "egress", "socket_buffer_bytes", 4096, 64 << 20, 4 << 20, &sndbuf))
         return -1;
+    cfg->socket_buffer_bytes = (uint32_t)sndbuf;
     cfg->ttl = (int)ttl;
     cfg->payload_budget = (uint32_t)budget;
     cfg->mold_heartbeat_ms = (uint32_t)hb;

@@ -102,7 +102,7 @@ static int open_line(const gw_config_t *cfg, unsigned ifindex, const struct sock
     int fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return -errno;
-    int ttl = cfg->ttl, loop = cfg->loop ? 1 : 0, sndbuf = 4 << 20;
+    int ttl = cfg->ttl, loop = cfg->loop ? 1 : 0, sndbuf = (int)cfg->socket_buffer_bytes;
     /* Never fragment: the TGW drops fragments; the payload budget keeps datagrams small. */
     int pmtu = IP_PMTUDISC_DO;
     struct ip_mreqn mreq = {.imr_address = cfg->egress_addr, .imr_ifindex = (int)ifindex};

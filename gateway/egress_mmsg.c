@@ -48,6 +48,7 @@ static void send_socket(gw_egress_t *eg, const gw_send_t *sends, unsigned n)
             eg->retries++;
             gw_metrics.send_retries++;
             if (err != -EINTR) {
+                eg->congestion_waits++;
                 struct pollfd pfd = {.fd = fd, .events = POLLOUT};
                 (void)poll(&pfd, 1, 1); /* wait for socket buffer room, 1 ms at most */
             }

@@ -11,22 +11,58 @@
  * A send's buffer (gw_packet_t) is released only from its CQE. ENOBUFS/EAGAIN and short
  * sends are resubmitted, counted in send_retries, up to GW_SEND_MAX_ATTEMPTS.
  *
+ * Order on the wire: a send that finds its socket buffer full does not fail in io_uring, it
+ * waits (internal poll) and completes later, while a later SQE for the same socket may find
+ * room and overtake it; receivers would see a gap and a late packet. sendmmsg cannot reorder
+ * (it stops at the first failure). So each socket is flow-controlled here: a send is issued
+ * only when the socket buffer has room for it (SO_SNDBUF minus SIOCOUTQ, one ioctl per socket
+ * per flush, with a conservative per-datagram overhead) and no earlier send of that socket is
+ * still pending; otherwise it waits, in order, in the socket's backlog until POLLOUT (libuv)
+ * or the pending completion (eventfd). Deferred sends are counted in congestion_waits.
+ *
  * Registered buffers are not used: IORING_OP_SEND takes no fixed buffer in liburing 2.3 /
  * the kernels we target; only IORING_OP_SEND_ZC does, and zero-copy for datagrams of at most
  * 1400 bytes costs page pinning and a second notification CQE per send. */
 #include "gateway.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <liburing.h>
+#include <time.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/sockios.h>
 #include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #define URING_ENTRIES 256
 #define URING_SLOTS   512 /* the CQ size: in-flight sends never overflow the CQ */
+/* Kernel memory charged per datagram beyond its payload (sk_buff, shared info, headroom and
+ * slab rounding): an upper estimate, so the room check errs on the side of waiting. */
+#define SKB_OVERHEAD 1024
+#define BACKLOG_CAP  4096 /* per socket; more sends than the pool holds packets x lines */
 
+typedef struct uring uring_t;
+
+/* Flow control of one socket. */
 typedef struct {
+    uring_t *u;
+    gw_egress_t *eg;
+    unsigned sock;
+    long sndbuf;        /* SO_SNDBUF as the kernel applies it */
+    long room;          /* estimate for the flush `gen` */
+    unsigned gen;       /* flush generation the room estimate belongs to */
+    unsigned pending;   /* sends of this socket in io_uring (prepared, not completed) */
+    unsigned carried;   /* of those, still pending when this flush began */
+    gw_send_t *backlog; /* FIFO of deferred sends, allocated on first use */
+    unsigned bhead, blen;
+    uv_poll_t writable;
+    bool writable_init, writable_on;
+} sock_fc_t;
+
+struct uring {
     struct io_uring ring;
     bool ring_ok;
     int efd;
@@ -38,9 +74,16 @@ typedef struct {
     unsigned nfree;
     uint32_t retry[URING_SLOTS]; /* slots to resubmit after a reap */
     unsigned nretry;
-} uring_t;
+    unsigned gen;        /* bumped at every flush */
+    unsigned backlogged; /* sends waiting in socket backlogs */
+    bool kick;           /* a socket became sendable during a reap: drain the backlogs */
+    int open_handles;    /* eventfd poll + socket pollers still to close */
+    sock_fc_t fc[GW_MAX_SOCKETS];
+};
 
 static void on_eventfd(uv_poll_t *h, int status, int events);
+static void submit_and_reap(gw_egress_t *eg, uring_t *u, unsigned wait_nr);
+static void enable_wakeups(gw_egress_t *eg, uring_t *u);
 
 static int setup_ring(uring_t *u)
 {
@@ -50,7 +93,12 @@ static int setup_ring(uring_t *u)
         0,
     };
     int rc = -EINVAL;
-    for (size_t i = 0; i < sizeof(flag_sets) / sizeof(flag_sets[0]); i++) {
+    /* MDCAST_URING_SETUP=coop|plain skips the stronger flag sets (troubleshooting, benchmarks). */
+    const char *force = getenv("MDCAST_URING_SETUP");
+    size_t first = force && strcmp(force, "coop") == 0    ? 1
+                   : force && strcmp(force, "plain") == 0 ? 2
+                                                          : 0;
+    for (size_t i = first; i < sizeof(flag_sets) / sizeof(flag_sets[0]); i++) {
         struct io_uring_params p;
         memset(&p, 0, sizeof(p));
         p.flags = flag_sets[i];
@@ -79,12 +127,21 @@ static int check_opcodes(uring_t *u)
     return ok ? 0 : -EOPNOTSUPP;
 }
 
-static void free_state(uv_handle_t *h)
+static void free_state(uring_t *u)
 {
-    uring_t *u = h->data;
+    for (unsigned i = 0; i < GW_MAX_SOCKETS; i++)
+        free(u->fc[i].backlog);
     if (u->efd >= 0)
         close(u->efd);
     free(u);
+}
+
+/* libuv runs close callbacks in its own order: free after the last one. */
+static void on_handle_closed(uv_handle_t *h)
+{
+    uring_t *u = h->data;
+    if (--u->open_handles == 0)
+        free_state(u);
 }
 
 static void uring_close(gw_egress_t *eg)
@@ -93,15 +150,33 @@ static void uring_close(gw_egress_t *eg)
     if (!u)
         return;
     eg->backend = NULL;
-    u->poll.data = u; /* free_state() finds the state through the handle */
+    /* Sends still in a backlog are dropped with the gateway: release their buffers. */
+    for (unsigned i = 0; i < GW_MAX_SOCKETS; i++) {
+        sock_fc_t *fc = &u->fc[i];
+        for (; fc->blen; fc->blen--, fc->bhead = (fc->bhead + 1) % BACKLOG_CAP) {
+            gw_metrics.send_errors++;
+            if (--fc->backlog[fc->bhead].pkt->refs == 0)
+                gw_pool_put(eg->pool, fc->backlog[fc->bhead].pkt);
+        }
+    }
     if (u->ring_ok)
         io_uring_queue_exit(&u->ring);
+    u->open_handles = 1; /* this function's own reference */
     if (u->poll_ok) {
+        u->open_handles++;
+        u->poll.data = u;
         uv_poll_stop(&u->poll);
-        uv_close((uv_handle_t *)&u->poll, free_state);
-    } else {
-        free_state((uv_handle_t *)&u->poll);
+        uv_close((uv_handle_t *)&u->poll, on_handle_closed);
     }
+    for (unsigned i = 0; i < GW_MAX_SOCKETS; i++)
+        if (u->fc[i].writable_init) {
+            u->open_handles++;
+            u->fc[i].writable.data = u;
+            uv_poll_stop(&u->fc[i].writable);
+            uv_close((uv_handle_t *)&u->fc[i].writable, on_handle_closed);
+        }
+    if (--u->open_handles == 0)
+        free_state(u);
 }
 
 static int uring_init(gw_egress_t *eg)
@@ -136,6 +211,16 @@ static int uring_init(gw_egress_t *eg)
     for (unsigned i = 0; i < URING_SLOTS; i++)
         u->free_slots[i] = URING_SLOTS - 1 - i;
     u->nfree = URING_SLOTS;
+    for (unsigned i = 0; i < eg->nfds; i++) {
+        sock_fc_t *fc = &u->fc[i];
+        int v = 0;
+        socklen_t vl = sizeof(v);
+        fc->u = u;
+        fc->eg = eg;
+        fc->sock = i;
+        if (eg->fds[i] >= 0 && getsockopt(eg->fds[i], SOL_SOCKET, SO_SNDBUF, &v, &vl) == 0)
+            fc->sndbuf = v;
+    }
     return 0;
 fail:
     uring_close(eg);
@@ -174,6 +259,12 @@ static void reap(gw_egress_t *eg, uring_t *u)
         if (short_send)
             res = -EMSGSIZE;
         eg->inflight--;
+        sock_fc_t *fc = &u->fc[snd->sock];
+        fc->pending--;
+        if (fc->carried > fc->pending)
+            fc->carried = fc->pending;
+        if (fc->pending == 0 && fc->blen)
+            u->kick = true;
         gw_egress_complete(eg, snd, res);
         u->free_slots[u->nfree++] = s;
     }
@@ -213,23 +304,133 @@ static void enable_wakeups(gw_egress_t *eg, uring_t *u)
         submit_and_reap(eg, u, 0);
 }
 
+/* True when `len` more bytes may go to this socket in the current flush without waiting. */
+static bool has_room(uring_t *u, gw_egress_t *eg, sock_fc_t *fc, uint32_t len)
+{
+    if (fc->gen != u->gen) {
+        int outq = 0;
+        fc->gen = u->gen;
+        fc->carried = fc->pending;
+        if (ioctl(eg->fds[fc->sock], SIOCOUTQ, &outq) != 0)
+            outq = 0;
+        fc->room = fc->sndbuf > 0 ? fc->sndbuf - outq : LONG_MAX / 2;
+    }
+    if (fc->carried > 0)
+        return false; /* an earlier send of this socket is still pending: keep the order */
+    long cost = (long)len + SKB_OVERHEAD;
+    /* One datagram always goes to an empty socket, however small its buffer. */
+    if (fc->room < cost && fc->room < fc->sndbuf)
+        return false;
+    fc->room -= cost;
+    return true;
+}
+
+/* Turns POLLOUT watching of a socket on or off. */
+static void on_writable(uv_poll_t *h, int status, int events);
+static void watch_writable(uring_t *u, gw_egress_t *eg, sock_fc_t *fc, bool on)
+{
+    if (on == fc->writable_on)
+        return;
+    if (on && !fc->writable_init) {
+        if (uv_poll_init(eg->loop, &fc->writable, eg->fds[fc->sock]) != 0)
+            return;
+        fc->writable_init = true;
+        fc->writable.data = fc;
+    }
+    if (on)
+        uv_poll_start(&fc->writable, UV_WRITABLE, on_writable);
+    else
+        uv_poll_stop(&fc->writable);
+    fc->writable_on = on;
+    (void)u;
+}
+
+/* Prepares one send as an SQE, making room in the SQ and the slot table first. */
+static void issue(gw_egress_t *eg, uring_t *u, const gw_send_t *snd)
+{
+    while (u->nfree == 0 || io_uring_sq_space_left(&u->ring) <= u->nretry)
+        submit_and_reap(eg, u, u->nfree == 0 ? 1 : 0);
+    uint32_t s = u->free_slots[--u->nfree];
+    u->slots[s] = *snd;
+    u->slots[s].attempts = 0;
+    u->fc[snd->sock].pending++;
+    eg->inflight++;
+    prep_slot(u, s);
+}
+
+static bool defer(gw_egress_t *eg, uring_t *u, sock_fc_t *fc, const gw_send_t *snd)
+{
+    if (!fc->backlog && !(fc->backlog = malloc(BACKLOG_CAP * sizeof(*fc->backlog))))
+        return false;
+    if (fc->blen == BACKLOG_CAP)
+        return false;
+    fc->backlog[(fc->bhead + fc->blen++) % BACKLOG_CAP] = *snd;
+    u->backlogged++;
+    eg->congestion_waits++;
+    return true;
+}
+
+/* Issues, in order, what the backlogs can send now; watches POLLOUT where room is missing. */
+static void drain_backlogs(gw_egress_t *eg, uring_t *u)
+{
+    u->kick = false;
+    for (unsigned i = 0; i < eg->nfds && u->backlogged; i++) {
+        sock_fc_t *fc = &u->fc[i];
+        while (fc->blen && has_room(u, eg, fc, fc->backlog[fc->bhead].pkt->len)) {
+            gw_send_t snd = fc->backlog[fc->bhead];
+            fc->bhead = (fc->bhead + 1) % BACKLOG_CAP;
+            fc->blen--;
+            u->backlogged--;
+            issue(eg, u, &snd);
+        }
+        /* Waiting for room: POLLOUT. Waiting for a pending send: its CQE kicks us. */
+        watch_writable(u, eg, fc, fc->blen > 0 && fc->carried == 0);
+    }
+}
+
+static void flush_backlogs(gw_egress_t *eg, uring_t *u)
+{
+    for (int round = 0; round < 8 && u->kick && u->backlogged; round++) {
+        u->gen++;
+        io_uring_cq_eventfd_toggle(&u->ring, false);
+        drain_backlogs(eg, u);
+        submit_and_reap(eg, u, 0);
+        enable_wakeups(eg, u);
+    }
+}
+
 static int uring_submit(gw_egress_t *eg, const gw_send_t *sends, unsigned n)
 {
     uring_t *u = eg->backend;
+    u->gen++;
     io_uring_cq_eventfd_toggle(&u->ring, false);
+    if (u->backlogged)
+        drain_backlogs(eg, u); /* older sends first */
     for (unsigned i = 0; i < n; i++) {
-        /* Out of slots or SQEs: submit what we have and wait for one completion. */
-        while (u->nfree == 0 || io_uring_sq_space_left(&u->ring) <= u->nretry)
-            submit_and_reap(eg, u, u->nfree == 0 ? 1 : 0);
-        uint32_t s = u->free_slots[--u->nfree];
-        u->slots[s] = sends[i];
-        u->slots[s].attempts = 0;
-        eg->inflight++;
-        prep_slot(u, s);
+        sock_fc_t *fc = &u->fc[sends[i].sock];
+        if (fc->blen == 0 && has_room(u, eg, fc, sends[i].pkt->len)) {
+            issue(eg, u, &sends[i]);
+        } else if (defer(eg, u, fc, &sends[i])) {
+            watch_writable(u, eg, fc, fc->carried == 0);
+        } else {
+            issue(eg, u, &sends[i]); /* backlog full: io_uring's own wait takes over */
+        }
     }
     submit_and_reap(eg, u, 0);
     enable_wakeups(eg, u);
+    flush_backlogs(eg, u);
     return 0;
+}
+
+static void on_writable(uv_poll_t *h, int status, int events)
+{
+    (void)status;
+    (void)events;
+    sock_fc_t *fc = h->data;
+    fc->u->kick = true;
+    flush_backlogs(fc->eg, fc->u);
+    if (fc->blen == 0)
+        watch_writable(fc->u, fc->eg, fc, false);
 }
 
 static void on_eventfd(uv_poll_t *h, int status, int events)
@@ -246,23 +447,29 @@ static void on_eventfd(uv_poll_t *h, int status, int events)
     reap(eg, u);
     if (u->nretry)
         submit_and_reap(eg, u, 0);
+    flush_backlogs(eg, u);
 }
 
 static void uring_drain(gw_egress_t *eg, int timeout_ms)
 {
     uring_t *u = eg->backend;
     uint64_t deadline = uv_hrtime() + (uint64_t)timeout_ms * 1000000u;
-    while (eg->inflight > 0 && uv_hrtime() < deadline) {
-        struct __kernel_timespec ts = {.tv_sec = 0, .tv_nsec = 10 * 1000 * 1000};
+    while ((eg->inflight > 0 || u->backlogged > 0) && uv_hrtime() < deadline) {
+        struct __kernel_timespec ts = {.tv_sec = 0, .tv_nsec = 1000 * 1000};
         struct io_uring_cqe *cqe;
-        (void)io_uring_submit_and_wait_timeout(&u->ring, &cqe, 1, &ts, NULL);
+        if (eg->inflight > 0)
+            (void)io_uring_submit_and_wait_timeout(&u->ring, &cqe, 1, &ts, NULL);
+        else
+            (void)nanosleep(&(struct timespec){0, 1000 * 1000}, NULL); /* room to come */
         reap(eg, u);
         if (u->nretry)
             submit_and_reap(eg, u, 0);
+        u->kick = true;
+        flush_backlogs(eg, u);
     }
-    if (eg->inflight > 0)
-        gw_log(GW_LOG_WARN, "io_uring: %u sends still in flight after %d ms", eg->inflight,
-               timeout_ms);
+    if (eg->inflight > 0 || u->backlogged > 0)
+        gw_log(GW_LOG_WARN, "io_uring: %u sends in flight and %u waiting after %d ms", eg->inflight,
+               u->backlogged, timeout_ms);
 }
 
 const gw_egress_ops_t gw_egress_uring_ops = {

@@ -70,6 +70,7 @@ typedef struct {
     gw_io_t io;
     uint32_t mold_heartbeat_ms;
     uint32_t end_of_session_repeats;
+    uint32_t socket_buffer_bytes; /* SO_SNDBUF of each multicast socket (capped by wmem_max) */
 
     int nchannels;
     gw_channel_config_t channels[GW_MAX_CHANNELS];
@@ -182,9 +183,10 @@ struct gw_egress {
     void *data;
     uint64_t retries;
     uint64_t errors;
-    uint64_t now_ns;    /* completion time of the batch being reaped (one clock read) */
-    bool uring_refused; /* io_uring wanted but refused: fell back */
-    bool probing;       /* start-up probe: completions are not counted */
+    uint64_t congestion_waits; /* sends that waited for socket buffer room */
+    uint64_t now_ns;           /* completion time of the batch being reaped (one clock read) */
+    bool uring_refused;        /* io_uring wanted but refused: fell back */
+    bool probing;              /* start-up probe: completions are not counted */
     double probe_ns[2]; /* auto's probe: median ns per datagram, [0] io_uring, [1] sendmmsg */
 };
 

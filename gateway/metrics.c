@@ -145,6 +145,10 @@ static void render_egress(sbuf_t *b, const gw_t *gw)
     }
     help(b, "mdcast_send_retries_total", "counter", "Sends retried (ENOBUFS, EAGAIN, short).");
     sb_printf(b, "mdcast_send_retries_total %llu\n", (unsigned long long)gw_metrics.send_retries);
+    help(b, "mdcast_egress_congestion_waits_total", "counter",
+         "Sends that waited for room in a full socket buffer (order kept).");
+    sb_printf(b, "mdcast_egress_congestion_waits_total %llu\n",
+              (unsigned long long)gw->egress.congestion_waits);
     help(b, "mdcast_send_errors_total", "counter", "Sends that failed for good.");
     sb_printf(b, "mdcast_send_errors_total %llu\n", (unsigned long long)gw_metrics.send_errors);
     double fb[GW_FLUSH_BUCKETS];

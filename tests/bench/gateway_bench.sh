@@ -51,6 +51,12 @@ ip netns exec "$G" sysctl -qw "net.ipv4.conf.${tag}c.force_igmp_version=2"
 
 # Both gateways run side by side (one per backend) and every round measures all four senders
 # in turn, so slow drift of this shared machine's load hits each of them alike.
+# Fixed placement (BENCH_PIN=0 turns it off): the relay under test (gateway, blaster, socat)
+# on CPU 0, publisher and receiver on CPU 1, so the scheduler cannot reshuffle them per run.
+PIN_RELAY=() PIN_ENDS=()
+if [ "${BENCH_PIN:-1}" = 1 ] && [ "$(nproc)" -ge 2 ] && command -v taskset >/dev/null; then
+  PIN_RELAY=(taskset -c 0) PIN_ENDS=(taskset -c 1)
+fi
 declare -A GROUPOF=([blaster]=239.18.1.3:30003 [socat]=239.18.1.4:30004
                     [gateway-io_uring]=239.18.1.1:30001 [gateway-sendmmsg]=239.18.1.2:30002)
 declare -A PORTOF=([io_uring]=7000 [sendmmsg]=7001)
@@ -68,7 +74,7 @@ start_gw() { # io
 JSON
   # BENCH_RT=1 runs the gateway SCHED_FIFO, as a pinned/dedicated-core deployment would see it.
   local rt=(); [ "${BENCH_RT:-0}" = 1 ] && rt=(chrt -f 20)
-  ip netns exec "$G" "${rt[@]}" "$GW" --config "$work/gw-$io.json" --log-level info \
+  ip netns exec "$G" "${PIN_RELAY[@]}" "${rt[@]}" "$GW" --config "$work/gw-$io.json" --log-level info \
     2>"$work/gw-$io.log" &
   GWPID[$io]=$!
   for _ in $(seq 100); do
@@ -88,11 +94,13 @@ scrape() { ip netns exec "$G" curl -s "127.0.0.1:${MPORTOF[$1]}/metrics"; }
 measure() { # name count raw(0/1) sender-ns sender-args...
   local name=$1 count=$2 raw=$3 sns=$4; shift 4
   local rxflags=(); [ "$raw" = 1 ] && rxflags=(--raw)
-  ip netns exec "$R" "$TOOL" rx --group "${GROUPOF[$name]}" --ifaddr 198.18.2.2 --count "$count" \
+  ip netns exec "$R" "${PIN_ENDS[@]}" "$TOOL" rx --group "${GROUPOF[$name]}" --ifaddr 198.18.2.2 --count "$count" \
     "${rxflags[@]}" > "$work/rx.out" &
   local rxpid=$!
   for _ in $(seq 100); do grep -q "rx ready" "$work/rx.out" 2>/dev/null && break; sleep 0.02; done
-  ip netns exec "$sns" "$TOOL" "$@" --count "$count" > "$work/tx.out" || fail "$name: sender failed"
+  local pin=("${PIN_ENDS[@]}"); [ "$sns" = "$G" ] && pin=("${PIN_RELAY[@]}")
+  ip netns exec "$sns" "${pin[@]}" "$TOOL" "$@" --count "$count" > "$work/tx.out" ||
+    fail "$name: sender failed"
   wait "$rxpid" || true
   grep "^rx messages" "$work/rx.out"
 }
@@ -108,7 +116,7 @@ sender_args() { # name -> "ns raw args..."
   esac
 }
 
-ip netns exec "$G" socat -b 1400 -u TCP4-LISTEN:8000,bind=198.18.1.1,reuseaddr,fork \
+ip netns exec "$G" "${PIN_RELAY[@]}" socat -b 1400 -u TCP4-LISTEN:8000,bind=198.18.1.1,reuseaddr,fork \
   "UDP4-DATAGRAM:${GROUPOF[socat]},ip-multicast-if=198.18.2.1,ip-multicast-ttl=4" &
 socatpid=$!
 declare -A RSS0 RSSR
@@ -116,7 +124,7 @@ for io in io_uring sendmmsg; do start_gw "$io"; RSS0[$io]=$(rss_kb "$io"); done
 grep -h "probe" "$work"/gw-*.log | sed 's/^/  /' || true
 sleep 0.3
 
-NAMES=(blaster socat gateway-io_uring gateway-sendmmsg)
+read -r -a NAMES <<< "${BENCH_SENDERS:-blaster socat gateway-io_uring gateway-sendmmsg}"
 declare -A RATES LOSS
 echo "gateway benchmark: $COUNT x 40-byte messages per run, $REPEAT rounds of all four senders"
 for r in $(seq "$REPEAT"); do
@@ -162,21 +170,21 @@ for io in io_uring sendmmsg; do
   stop_gw "$io"
 done
 
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
+ratio() { [ -n "$1" ] && [ -n "$2" ] && awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }' || echo "-"; }
 echo
 echo "results (median of $REPEAT rounds, messages/s at the receiver; lost includes gaps):"
 printf '  %-18s %12s %8s %s\n' "sender" "msg/s" "lost" "ratio to socat relay / to raw blaster"
-for n in blaster socat gateway-io_uring gateway-sendmmsg; do
+for n in "${NAMES[@]}"; do
   printf '  %-18s %12.0f %8s %s / %s\n' "$n" "${RATE[$n]}" "${LOSS[$n]}" \
-    "$(ratio "${RATE[$n]}" "${RATE[socat]}")" "$(ratio "${RATE[$n]}" "${RATE[blaster]}")"
+    "$(ratio "${RATE[$n]}" "${RATE[socat]:-}")" "$(ratio "${RATE[$n]}" "${RATE[blaster]:-}")"
 done
-echo "  io_uring / sendmmsg gateway throughput: $(ratio "${RATE[gateway-io_uring]}" "${RATE[gateway-sendmmsg]}")"
+echo "  io_uring / sendmmsg gateway throughput: $(ratio "${RATE[gateway-io_uring]:-}" "${RATE[gateway-sendmmsg]:-}")"
 for io in io_uring sendmmsg; do
   echo "  gateway-$io at ${PACED_RATE} msg/s: arrival->send p99 <= ${P99[$io]} us (histogram bucket bound), mean ${MEAN[$io]} us"
   echo "  gateway-$io RSS (kB): ${RSS0[$io]} at start; after each round and the paced run: ${RSSR[$io]} (ring: 262144 msgs / 16 MiB)"
 done
 echo "  (socat keeps no framing: its datagrams cut messages at arbitrary bytes; counted as bytes / 43)"
 bad=0
-for n in gateway-io_uring gateway-sendmmsg; do [ "${LOSS[$n]}" = 0 ] || bad=1; done
+for n in gateway-io_uring gateway-sendmmsg; do [ "${LOSS[$n]:-0}" = 0 ] || bad=1; done
 [ "$bad" = 0 ] || fail "the gateway lost messages"
 echo "PASS: gateway benchmark"

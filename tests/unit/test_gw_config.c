@@ -36,6 +36,7 @@ static const bad_t bads[] = {
     {"\"ttl\":32", "\"ttl\":\"32\"", "egress.ttl"},
     {"\"ttl\":32", "\"ttl\":1.5", "egress.ttl"},
     {"\"loop\":false", "\"loop\":1", "egress.loop"},
+    {"\"loop\":false", "\"loop\":false,\"socket_buffer_bytes\":100", "egress.socket_buffer_bytes"},
     {"\"payload_budget\":1400", "\"payload_budget\":8473", "egress.payload_budget"},
     {"\"payload_budget\":1400", "\"payload_budget\":10", "egress.payload_budget"},
     {"\"io\":\"auto\"", "\"io\":\"epoll\"", "egress.io"},
@@ -169,6 +170,7 @@ static void test_defaults(void)
     ASSERT_EQ(cfg.payload_budget, 1400);
     ASSERT_EQ(cfg.io, GW_IO_AUTO);
     ASSERT_EQ(cfg.mold_heartbeat_ms, 1000);
+    ASSERT_EQ(cfg.socket_buffer_bytes, 4 << 20);
     free(j);
     /* An IPv4 address as the interface. */
     j = replace(base, "\"interface\":\"lo\"", "\"interface\":\"198.18.0.1\"");

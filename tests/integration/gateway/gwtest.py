@@ -7,7 +7,7 @@ of `va` with IP_MULTICAST_LOOP on, and the receivers here join the groups on `va
 and SoupBinTCP handling below is written from the specifications, independently of libmdfeed,
 so it is a second opinion on the gateway's bytes.
 
-  gwtest.py SCENARIO        (flow | retransmit | malformed | backends | fallback)
+  gwtest.py SCENARIO        (flow | retransmit | malformed | backends | fallback | congestion)
 """
 import ctypes
 import json
@@ -663,7 +663,43 @@ def scenario_fallback():
     run("ip", "link", "set", IFACE, "mtu", "1500")
 
 
+def scenario_congestion():
+    """A slow egress link (tbf rate limit, with a queue long enough never to drop) fills the socket buffer: no loss, no reordering,
+    the waits are counted, with both backends."""
+    run("tc", "qdisc", "add", "dev", IFACE, "root", "tbf", "rate", "40mbit", "burst", "16kb",
+        "limit", "50mb")
+    try:
+        for io in ("io_uring", "sendmmsg"):
+            rx = Receiver(["239.1.1.1:30001", "239.1.2.1:30001"])
+            # A small socket buffer (2 x 32 KiB as the kernel doubles it) fills in milliseconds.
+            gw = Gateway(base_config(io=io, egress__socket_buffer_bytes=32768))
+            p = Publisher("pub1", "pw1")
+            msgs = make_msgs(f"cg-{io}", 12000, random.Random(5), maxlen=160)
+            t0 = time.time()
+            for i in range(0, len(msgs), 2000):
+                p.send(msgs[i:i + 2000])
+            rx.wait_for(lambda: rx.count_messages("239.1.2.1:30001") >= len(msgs), 30,
+                        "all messages through the slow link")
+            elapsed = time.time() - t0
+            a = check_stream(rx.got["239.1.1.1:30001"], "SESSIONC1", 1400)
+            b = check_stream(rx.got["239.1.2.1:30001"], "SESSIONC1", 1400)
+            check(a == msgs and b == msgs, f"{io}: messages lost or reordered under congestion")
+            m = scrape()
+            waits = metric(m, "mdcast_send_retries_total") + \
+                metric(m, "mdcast_egress_congestion_waits_total")
+            check(metric(m, "mdcast_send_errors_total") == 0, f"{io}: send errors")
+            check(waits > 0, f"{io}: the link was never congested ({elapsed:.2f} s)")
+            check(gw.stop() == 0, "exit status")
+            for s in rx.socks.values():
+                s.close()
+            log(f"congestion ({io}): {len(msgs)} messages in order over a 40 Mbit/s link in "
+                f"{elapsed:.2f} s, {waits:.0f} congestion waits/retries")
+    finally:
+        subprocess.run(["tc", "qdisc", "del", "dev", IFACE, "root"], stderr=subprocess.DEVNULL)
+
+
 SCENARIOS = {
+    "congestion": scenario_congestion,
     "flow": scenario_flow,
     "retransmit": scenario_retransmit,
     "malformed": scenario_malformed,
