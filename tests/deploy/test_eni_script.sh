@@ -12,7 +12,9 @@ fake=$MDCAST_SOURCE_DIR/tests/deploy/fake_aws.py
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 mkdir "$work/bin"
-printf '#!/bin/sh\nexec python3 %q "$@"\n' "$fake" >"$work/bin/aws"
+# The interpreter itself, not a version-manager shim: the script makes dozens of aws calls.
+py=$(python3 -c 'import sys; print(sys.executable)')
+printf '#!/bin/sh\nexec %q %q "$@"\n' "$py" "$fake" >"$work/bin/aws"
 chmod +x "$work/bin/aws"
 export FAKE_AWS_STATE=$work/state.json FAKE_AWS_LOG=$work/calls.log
 export PATH=$work/bin:$PATH
