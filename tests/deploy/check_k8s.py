@@ -29,8 +29,26 @@ from deploylib import (ATTACH_LABEL, DEPLOY, K8S_BASE, KUBELET_SECCOMP_ROOT, NAD
                        multus_networks, pod_meta, pod_spec, port_of, read)
 
 
+def kubectl_kustomize_major(kubectl):
+    """Major version of kubectl's built-in kustomize (0 when kubectl does not say: before 1.24)."""
+    try:
+        out = subprocess.run([kubectl, "version", "--client", "-o", "json"], capture_output=True,
+                             text=True, timeout=30, env=dict(os.environ, KUBECONFIG=os.devnull)).stdout
+        ver = json.loads(out).get("kustomizeVersion", "v0")
+        return int(ver.lstrip("v").split(".")[0])
+    except (OSError, ValueError, subprocess.SubprocessError):
+        return 0
+
+
 def render(kdir):
     kubectl = shutil.which("kubectl")
+    if kubectl and kubectl_kustomize_major(kubectl) < 4:
+        # Debian 12's kubernetes-client (1.20) embeds kustomize 2, which predates directories in
+        # `resources:`; use a standalone kustomize if there is one.
+        if not shutil.which("kustomize"):
+            print("SKIP: kubectl's built-in kustomize is older than v4 and no kustomize is installed")
+            sys.exit(SKIP)
+        kubectl = None
     if kubectl:
         cmd = [kubectl, "kustomize", kdir]
     elif shutil.which("kustomize"):
