@@ -131,7 +131,7 @@ def check_tree(c, kdir, objs):
         for ctx in [spec.get("securityContext") or {}] + [k.get("securityContext") or {} for k in all_containers(spec)]:
             prof = ctx.get("seccompProfile") or {}
             if prof.get("type") == "Localhost":
-                c.ok(prof.get("localhostProfile") == installer_profile_rel(c, by_kind, tag),
+                c.ok(prof.get("localhostProfile") == installer_profile_rel(by_kind),
                      "%s: Localhost profile %r is the one the node installer writes" % (name, prof.get("localhostProfile")))
 
         nets = multus_networks(meta)
@@ -169,7 +169,7 @@ def installer_ds(by_kind):
     return ds[0] if ds else None
 
 
-def installer_profile_rel(c, by_kind, tag):
+def installer_profile_rel(by_kind):
     """The localhostProfile that names the file the installer writes, derived from the DaemonSet:
     its SECCOMP_DIR must be a mount of the kubelet's seccomp root."""
     ds = installer_ds(by_kind)
@@ -196,7 +196,7 @@ def check_installer(c, by_kind, cms, tag):
     c.ok(spec.get("hostNetwork") is True, "%s: installer on the host network (renames the node's links)" % tag)
     ctr = spec["containers"][0]
     env = env_of(ctr)
-    c.ok(bool(installer_profile_rel(c, by_kind, tag)),
+    c.ok(bool(installer_profile_rel(by_kind)),
          "%s: installer's SECCOMP_DIR is a mount of the kubelet's %s" % (tag, KUBELET_SECCOMP_ROOT))
     vols = {v["name"]: v for v in spec.get("volumes") or []}
     mounts = {m["mountPath"]: vols[m["name"]] for m in ctr.get("volumeMounts") or []}
