@@ -27,6 +27,7 @@ write_state() {
   python3 - "$FAKE_AWS_STATE" "${1:-}" <<'EOF'
 import json, sys
 s = {"subnets": {"subnet-0aa11": {"az": "us-east-1a"}, "subnet-0cc33": {"az": "us-east-1a"}},
+     "security_groups": {"sg-0bb22": {"igmp_cidrs": ["0.0.0.0/32"]}},
      "instances": [
        {"id": "i-001", "az": "us-east-1a", "tags": {"eks:nodegroup-name": "mcast", "eks:cluster-name": "md"}},
        {"id": "i-002", "az": "us-east-1a", "tags": {"eks:nodegroup-name": "mcast", "eks:cluster-name": "md"}},
@@ -80,6 +81,7 @@ grep '"create-network-interface"' "$FAKE_AWS_LOG" | grep -q 'node.k8s.amazonaws.
   fail "no_manage tag not set at creation"
 [ "$(calls create-tags)" -eq 0 ] || fail "tags added after creation"
 grep -q '3 nodes checked' <<<"$out" || fail "no summary line: $out"
+grep -q 'warning' <<<"$out" && fail "warning with a correct security group: $out"
 
 echo "2. second run: idempotent, nothing created or attached"
 : >"$FAKE_AWS_LOG"
@@ -131,7 +133,17 @@ write_state
 run 1 --cluster md --nodegroup mcast --stack missing
 grep -q "cannot read stack 'missing'" <<<"$out" || fail "missing stack not reported: $out"
 
-echo "8. bad input: usage errors exit 2 and name the problem; no nodes or no aws exit 1"
+echo "8. a security group without the IGMP rule is named in a warning; nodes are still done"
+write_state 's["security_groups"]["sg-0bb22"]["igmp_cidrs"] = ["198.18.0.0/15"]'
+run 0 "${base_args[@]}"
+grep -q 'warning: security group sg-0bb22 admits no IGMP (protocol 2) from 0.0.0.0/32' <<<"$out" ||
+  fail "missing IGMP rule not reported: $out"
+state_check 'len(enis) == 3'
+write_state
+run 1 --cluster md --nodegroup mcast --subnet-id "$SUBNET" --security-group-id sg-0ffff
+grep -q 'cannot describe security group sg-0ffff' <<<"$out" || fail "unknown security group not reported: $out"
+
+echo "9. bad input: usage errors exit 2 and name the problem; no nodes or no aws exit 1"
 write_state
 run 2 --nodegroup mcast --subnet-id "$SUBNET" --security-group-id "$SG"
 grep -q -- '--cluster is required' <<<"$out" || fail "$out"
