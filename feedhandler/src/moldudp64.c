@@ -142,8 +142,7 @@ int mdfeed_mold_request_decode(const void *buf, size_t len, mdfeed_mold_header_t
 int mdfeed_mold_builder_init(mdfeed_mold_builder_t *b, void *buf, size_t budget,
                              const char session[MDFEED_MOLD_SESSION_LEN])
 {
-    if (!b || !buf || budget < MDFEED_MOLD_HEADER_LEN + MDFEED_MOLD_BLOCK_HDR_LEN ||
-        budget > 65507)
+    if (!b || !buf || budget < MDFEED_MOLD_HEADER_LEN + MDFEED_MOLD_BLOCK_HDR_LEN || budget > 65507)
         return -EINVAL;
     memset(b, 0, sizeof(*b));
     b->buf = buf;
@@ -172,10 +171,10 @@ int mdfeed_mold_builder_append(mdfeed_mold_builder_t *b, const void *msg, size_t
 {
     if (b->len == 0)
         return -EINVAL;
-    if (len > UINT16_MAX ||
-        len > b->budget - MDFEED_MOLD_HEADER_LEN - MDFEED_MOLD_BLOCK_HDR_LEN)
+    if (len > UINT16_MAX || len > b->budget - MDFEED_MOLD_HEADER_LEN - MDFEED_MOLD_BLOCK_HDR_LEN)
         return MDFEED_ETOOBIG;
-    if (len > mdfeed_mold_builder_room(b) || mdfeed_mold_builder_room(b) == 0)
+    /* Not via builder_room(): its 0 cannot tell "only an empty message fits" from "none". */
+    if (b->count == MDFEED_MOLD_MAX_COUNT || b->len + MDFEED_MOLD_BLOCK_HDR_LEN + len > b->budget)
         return MDFEED_EFULL;
     /* The last message's sequence number (seq + count) must stay within 64 bits, as
      * mdfeed_mold_decode() requires of every packet. */

@@ -140,7 +140,8 @@ int mdfeed_soup_encode_login_accepted(void *buf, size_t cap, const mdfeed_soup_a
 
 int mdfeed_soup_encode_login_rejected(void *buf, size_t cap, char reason)
 {
-    if (reason != MDFEED_SOUP_REJECT_NOT_AUTHORIZED && reason != MDFEED_SOUP_REJECT_SESSION_NOT_AVAIL)
+    if (reason != MDFEED_SOUP_REJECT_NOT_AUTHORIZED &&
+        reason != MDFEED_SOUP_REJECT_SESSION_NOT_AVAIL)
         return MDFEED_ESOUP_BAD_FIELD;
     return mdfeed_soup_encode(buf, cap, MDFEED_SOUP_LOGIN_REJECTED, &reason, 1);
 }
@@ -189,17 +190,28 @@ bool mdfeed_soup_type_known(char type)
 const char *mdfeed_soup_type_name(char type)
 {
     switch (type) {
-    case MDFEED_SOUP_DEBUG: return "debug";
-    case MDFEED_SOUP_LOGIN_ACCEPTED: return "login accepted";
-    case MDFEED_SOUP_LOGIN_REJECTED: return "login rejected";
-    case MDFEED_SOUP_SEQUENCED_DATA: return "sequenced data";
-    case MDFEED_SOUP_SERVER_HEARTBEAT: return "server heartbeat";
-    case MDFEED_SOUP_END_OF_SESSION: return "end of session";
-    case MDFEED_SOUP_LOGIN_REQUEST: return "login request";
-    case MDFEED_SOUP_UNSEQUENCED_DATA: return "unsequenced data";
-    case MDFEED_SOUP_CLIENT_HEARTBEAT: return "client heartbeat";
-    case MDFEED_SOUP_LOGOUT_REQUEST: return "logout request";
-    default: return soup_unknown_type;
+    case MDFEED_SOUP_DEBUG:
+        return "debug";
+    case MDFEED_SOUP_LOGIN_ACCEPTED:
+        return "login accepted";
+    case MDFEED_SOUP_LOGIN_REJECTED:
+        return "login rejected";
+    case MDFEED_SOUP_SEQUENCED_DATA:
+        return "sequenced data";
+    case MDFEED_SOUP_SERVER_HEARTBEAT:
+        return "server heartbeat";
+    case MDFEED_SOUP_END_OF_SESSION:
+        return "end of session";
+    case MDFEED_SOUP_LOGIN_REQUEST:
+        return "login request";
+    case MDFEED_SOUP_UNSEQUENCED_DATA:
+        return "unsequenced data";
+    case MDFEED_SOUP_CLIENT_HEARTBEAT:
+        return "client heartbeat";
+    case MDFEED_SOUP_LOGOUT_REQUEST:
+        return "logout request";
+    default:
+        return soup_unknown_type;
     }
 }
 

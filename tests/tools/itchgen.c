@@ -119,9 +119,9 @@ static int stock_directory(gen_t *g, unsigned i)
     m[20] = 'N';            /* financial status: normal */
     put_be32(m + 21, 100);  /* round lot size */
     m[25] = 'N';
-    m[26] = 'C';            /* issue classification: common stock */
+    m[26] = 'C';             /* issue classification: common stock */
     memcpy(m + 27, "Z ", 2); /* sub-type: not applicable */
-    m[29] = 'P'; /* live production */
+    m[29] = 'P';             /* live production */
     m[30] = 'N';
     m[31] = 'N';
     m[32] = '1';
@@ -404,9 +404,10 @@ static int close_output(FILE *f, pid_t child)
 
 static void usage(void)
 {
-    fprintf(stderr, "usage: itchgen --count N [--seed S] [--symbols K] --out FILE [--gzip]\n"
-                    "  writes N ITCH 5.0 messages, each after a 2-byte big-endian length;\n"
-                    "  K symbols (1..%d, default 8); the same seed gives the same file\n",
+    fprintf(stderr,
+            "usage: itchgen --count N [--seed S] [--symbols K] --out FILE [--gzip]\n"
+            "  writes N ITCH 5.0 messages, each after a 2-byte big-endian length;\n"
+            "  K symbols (1..%d, default 8); the same seed gives the same file\n",
             MAX_SYMBOLS);
 }
 

@@ -16,7 +16,8 @@ extern "C" {
 #endif
 
 #define MDFEED_ITCH_HEADER_LEN 11
-/* Longest message (NOII, type byte included) and a line buffer mdfeed_itch_format() never outgrows. */
+/* Longest message (NOII, type byte included) and a line buffer mdfeed_itch_format() never outgrows.
+ */
 #define MDFEED_ITCH_MAX_MSG_LEN 50
 #define MDFEED_ITCH_LINE_MAX    256
 
@@ -42,9 +43,9 @@ MDFEED_EXTERN int mdfeed_itch_header_decode(const void *msg, size_t len, mdfeed_
  * (HH:MM:SS.nnnnnnnnn) and the key fields as `key=value` (stock, side, shares, price with 4
  * decimals, order reference and match numbers), e.g.
  *   "Add Order 09:30:00.000000123 stock=AAPL side=B shares=100 price=187.2500 ref=42"
- * Non-printable bytes in text fields are shown as '?'. Returns the length written (NUL not counted), or
- * MDFEED_EITCH_UNKNOWN_TYPE / MDFEED_EITCH_BAD_LENGTH / MDFEED_EITCH_NOSPACE (`out` then holds
- * a truncated NUL-terminated line when cap > 0). 256 bytes always suffice. */
+ * Non-printable bytes in text fields are shown as '?'. Returns the length written (NUL not
+ * counted), or MDFEED_EITCH_UNKNOWN_TYPE / MDFEED_EITCH_BAD_LENGTH / MDFEED_EITCH_NOSPACE (`out`
+ * then holds a truncated NUL-terminated line when cap > 0). 256 bytes always suffice. */
 MDFEED_EXTERN int mdfeed_itch_format(const void *msg, size_t len, char *out, size_t cap);
 
 #ifdef __cplusplus

@@ -27,7 +27,8 @@ extern "C" {
 #define MDFEED_MOLD_COUNT_END       0xFFFF
 #define MDFEED_MOLD_MAX_COUNT       0xFFFE /* most messages one data packet can carry */
 #define MDFEED_MOLD_BLOCK_HDR_LEN   2
-/* Largest UDP payload that crosses an AWS Transit Gateway unfragmented: 8500 - 20 (IPv4) - 8 (UDP). */
+/* Largest UDP payload that crosses an AWS Transit Gateway unfragmented:
+ * 8500 - 20 (IPv4) - 8 (UDP). */
 #define MDFEED_MOLD_MAX_DATAGRAM 8472
 
 typedef enum {
@@ -91,8 +92,8 @@ MDFEED_EXTERN int mdfeed_mold_decode(const void *buf, size_t len, mdfeed_mold_pa
 MDFEED_EXTERN void mdfeed_mold_iter_init(mdfeed_mold_iter_t *it, const mdfeed_mold_packet_t *pkt);
 
 /* Returns true and sets `*msg`, `*len`, `*seq` to the next message; false at the end. */
-MDFEED_EXTERN bool mdfeed_mold_iter_next(mdfeed_mold_iter_t *it, const uint8_t **msg,
-                                         uint16_t *len, uint64_t *seq);
+MDFEED_EXTERN bool mdfeed_mold_iter_next(mdfeed_mold_iter_t *it, const uint8_t **msg, uint16_t *len,
+                                         uint64_t *seq);
 
 /* Decodes a re-request: exactly 20 bytes. Returns 0 or MDFEED_EMOLD_BAD_REQUEST /
  * MDFEED_EMOLD_SHORT_HEADER. A count of 0 is returned as is: the caller decides. */
@@ -126,10 +127,11 @@ MDFEED_EXTERN void mdfeed_mold_builder_open(mdfeed_mold_builder_t *b, uint64_t s
  * MDFEED_ETOOBIG when it would not fit even an empty packet; MDFEED_EMOLD_SEQ_OVERFLOW when
  * its sequence number would pass 2^64 - 1; -EINVAL when no packet is open. On any error the
  * packet is unchanged. */
-MDFEED_EXTERN int mdfeed_mold_builder_append(mdfeed_mold_builder_t *b, const void *msg,
-                                             size_t len);
+MDFEED_EXTERN int mdfeed_mold_builder_append(mdfeed_mold_builder_t *b, const void *msg, size_t len);
 
-/* Bytes still free for one more message's payload in the open packet (0 when none fits). */
+/* Bytes still free for one more message's payload in the open packet: a message of up to
+ * this many bytes fits. 0 when no packet is open, when it is full, or when only an empty
+ * message would fit. */
 MDFEED_EXTERN size_t mdfeed_mold_builder_room(const mdfeed_mold_builder_t *b);
 
 /* Stamps the message count into the header and closes the packet. Returns the datagram

@@ -86,8 +86,7 @@ MDFEED_EXTERN int mdfeed_soup_decode_login_request(const void *payload, size_t l
                                                    mdfeed_soup_login_t *out);
 MDFEED_EXTERN int mdfeed_soup_decode_login_accepted(const void *payload, size_t len,
                                                     mdfeed_soup_accept_t *out);
-MDFEED_EXTERN int mdfeed_soup_decode_login_rejected(const void *payload, size_t len,
-                                                    char *reason);
+MDFEED_EXTERN int mdfeed_soup_decode_login_rejected(const void *payload, size_t len, char *reason);
 
 /* True for the ten packet types of SoupBinTCP 3.0. */
 MDFEED_EXTERN bool mdfeed_soup_type_known(char type);
