@@ -243,8 +243,14 @@ static int parse_egress(ctx_t *c, const cJSON *root, gw_config_t *cfg)
     const cJSON *eg = cJSON_GetObjectItemCaseSensitive(root, "egress");
     if (!eg)
         return fail(c, "egress", "required");
-    static const char *const keys[] = {"interface", "ttl", "loop", "payload_budget", "io",
-                                       "heartbeat_ms", "end_of_session_repeats", NULL};
+    static const char *const keys[] = {"interface",
+                                       "ttl",
+                                       "loop",
+                                       "payload_budget",
+                                       "io",
+                                       "heartbeat_ms",
+                                       "end_of_session_repeats",
+                                       NULL};
     if (check_keys(c, eg, "egress", keys))
         return -1;
     bool bad = false;
@@ -281,7 +287,8 @@ static int parse_egress(ctx_t *c, const cJSON *root, gw_config_t *cfg)
     else if (strcmp(io, "sendmmsg") == 0)
         cfg->io = GW_IO_MMSG;
     else
-        return fail(c, "egress.io", "must be \"auto\", \"io_uring\" or \"sendmmsg\", got \"%s\"", io);
+        return fail(c, "egress.io", "must be \"auto\", \"io_uring\" or \"sendmmsg\", got \"%s\"",
+                    io);
     return 0;
 }
 
@@ -302,8 +309,8 @@ static int parse_channel(ctx_t *c, const cJSON *ch, int i, gw_config_t *cfg)
 {
     char p[64], k[96];
     snprintf(p, sizeof(p), "channels[%d]", i);
-    static const char *const keys[] = {"name",          "session",       "lines",
-                                       "retransmit_port", "ring_messages", "ring_bytes", NULL};
+    static const char *const keys[] = {"name",          "session",    "lines", "retransmit_port",
+                                       "ring_messages", "ring_bytes", NULL};
     if (check_keys(c, ch, p, keys))
         return -1;
     gw_channel_config_t *cc = &cfg->channels[i];
@@ -397,8 +404,8 @@ static int parse_retransmit(ctx_t *c, const cJSON *root, gw_config_t *cfg)
     cfg->retransmit_burst = 10000;
     if (!rt)
         return 0;
-    static const char *const keys[] = {"address", "max_messages_per_request",
-                                       "rate_messages_per_s", "burst_messages", NULL};
+    static const char *const keys[] = {"address", "max_messages_per_request", "rate_messages_per_s",
+                                       "burst_messages", NULL};
     if (check_keys(c, rt, "retransmit", keys))
         return -1;
     bool bad = false;
@@ -420,13 +427,13 @@ static int parse_retransmit(ctx_t *c, const cJSON *root, gw_config_t *cfg)
 
 static int parse_root(ctx_t *c, const cJSON *root, gw_config_t *cfg)
 {
-    static const char *const keys[] = {"ingress", "egress",  "channels", "retransmit",
-                                       "metrics", "log_level", "comment", NULL};
+    static const char *const keys[] = {"ingress", "egress",    "channels", "retransmit",
+                                       "metrics", "log_level", "comment",  NULL};
     if (check_keys(c, root, "", keys))
         return -1;
     /* Channels first: users refer to them by name. */
-    if (parse_channels(c, root, cfg) || parse_ingress(c, root, cfg) ||
-        parse_egress(c, root, cfg) || parse_retransmit(c, root, cfg))
+    if (parse_channels(c, root, cfg) || parse_ingress(c, root, cfg) || parse_egress(c, root, cfg) ||
+        parse_retransmit(c, root, cfg))
         return -1;
     for (int i = 0; i < cfg->nchannels; i++)
         if (cfg->channels[i].ring_bytes < cfg->payload_budget) {

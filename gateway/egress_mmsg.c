@@ -35,6 +35,7 @@ static void send_socket(gw_egress_t *eg, const gw_send_t *sends, unsigned n)
             msgs[i].msg_hdr.msg_iovlen = 1;
         }
         int rc = sendmmsg(fd, msgs, k, 0);
+        eg->now_ns = uv_hrtime();
         if (rc > 0) {
             for (int i = 0; i < rc; i++)
                 gw_egress_complete(eg, &sends[done + (unsigned)i], (int)msgs[i].msg_len);

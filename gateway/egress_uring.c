@@ -50,7 +50,10 @@ static int setup_ring(uring_t *u)
         0,
     };
     int rc = -EINVAL;
-    for (size_t i = 0; i < sizeof(flag_sets) / sizeof(flag_sets[0]); i++) {
+    /* MDCAST_URING_SETUP=coop|plain skips the stronger flag sets (troubleshooting, benchmarks). */
+    const char *force = getenv("MDCAST_URING_SETUP");
+    size_t first = force && strcmp(force, "coop") == 0 ? 1 : force && strcmp(force, "plain") == 0 ? 2 : 0;
+    for (size_t i = first; i < sizeof(flag_sets) / sizeof(flag_sets[0]); i++) {
         struct io_uring_params p;
         memset(&p, 0, sizeof(p));
         p.flags = flag_sets[i];
@@ -157,6 +160,7 @@ static void reap(gw_egress_t *eg, uring_t *u)
 {
     struct io_uring_cqe *cqe;
     unsigned head, seen = 0;
+    eg->now_ns = uv_hrtime();
     io_uring_for_each_cqe(&u->ring, head, cqe)
     {
         uint32_t s = (uint32_t)cqe->user_data;

@@ -125,9 +125,9 @@ typedef struct gw_packet {
     uint8_t *buf;
     uint32_t len;
     uint32_t refs;
-    uint16_t count;             /* messages in it (0 for heartbeats and end of session) */
-    int channel;                /* index of its channel */
-    uint64_t first_arrival_ns;  /* arrival of its first message (uv_hrtime) */
+    uint16_t count;            /* messages in it (0 for heartbeats and end of session) */
+    int channel;               /* index of its channel */
+    uint64_t first_arrival_ns; /* arrival of its first message (uv_hrtime) */
     struct gw_packet *next_free;
 } gw_packet_t;
 
@@ -182,7 +182,10 @@ struct gw_egress {
     void *data;
     uint64_t retries;
     uint64_t errors;
-    bool uring_refused; /* io_uring wanted (auto) but refused: fell back */
+    uint64_t now_ns;    /* completion time of the batch being reaped (one clock read) */
+    bool uring_refused; /* io_uring wanted but refused: fell back */
+    bool probing;       /* start-up probe: completions are not counted */
+    double probe_ns[2]; /* auto's probe: median ns per datagram, [0] io_uring, [1] sendmmsg */
 };
 
 extern const gw_egress_ops_t gw_egress_uring_ops;
@@ -236,8 +239,8 @@ int gw_packetizer_init(gw_packetizer_t *pz, gw_pool_t *pool, const gw_config_t *
 void gw_packetizer_close(gw_packetizer_t *pz);
 /* Appends message `seq` of channel `ch`. Returns 0, MDFEED_ETOOBIG, or -ENOBUFS when no
  * buffer could be had. */
-int gw_packetizer_append(gw_packetizer_t *pz, int ch, uint64_t seq, const void *msg,
-                         size_t len, uint64_t arrival_ns);
+int gw_packetizer_append(gw_packetizer_t *pz, int ch, uint64_t seq, const void *msg, size_t len,
+                         uint64_t arrival_ns);
 /* Closes every open packet and queues it on each line. Returns the number of packets. */
 unsigned gw_packetizer_close_open(gw_packetizer_t *pz);
 /* Queues a bare header (heartbeat: count 0, end of session: 0xFFFF) on each line of `ch`. */
@@ -314,6 +317,7 @@ typedef struct gw {
     uv_timer_t hb_timer;
     uv_signal_t sigterm, sigint;
     bool stopping;
+    bool started; /* start() completed: shutdown sends the end of session */
     bool egress_ready;
     char egress_ifname[IF_NAMESIZE]; /* resolved egress interface */
 } gw_t;
@@ -346,5 +350,6 @@ bool gw_ready(const gw_t *gw);
 int gw_egress_ifname(const gw_config_t *cfg, char out[IF_NAMESIZE]);
 bool gw_iface_has_addr(const char *ifname, const struct in_addr *want);
 void gw_check_igmp_version(const char *ifname);
+int gw_check_mtu(const char *ifname, uint32_t budget);
 
 #endif /* GW_GATEWAY_H */

@@ -27,7 +27,7 @@ struct gw_ingress {
     uv_timer_t timer;
     conn_t *conns;
     int nconns;
-    int publishers; /* logged in */
+    int publishers;   /* logged in */
     int open_handles; /* freed when both the server and the timer have closed */
     char rbuf[65536];
 };
@@ -51,9 +51,8 @@ static void close_conn(conn_t *c, int reason, const char *detail)
     gw_ingress_t *in = c->gw->ingress;
     if (reason >= 0) {
         gw_metrics.rejected[reason]++;
-        gw_log(GW_LOG_WARN, "publisher %s%s%s: closing: %s", c->peer,
-               c->user >= 0 ? " user " : "", c->user >= 0 ? c->gw->cfg.users[c->user].username : "",
-               detail);
+        gw_log(GW_LOG_WARN, "publisher %s%s%s: closing: %s", c->peer, c->user >= 0 ? " user " : "",
+               c->user >= 0 ? c->gw->cfg.users[c->user].username : "", detail);
     } else {
         gw_log(GW_LOG_INFO, "publisher %s: %s", c->peer, detail);
     }
@@ -256,7 +255,8 @@ static void on_connection(uv_stream_t *server, int status)
     uv_tcp_init(gw->loop, &c->tcp);
     c->tcp.data = c;
     /* The largest frame: type byte + the largest message one packet can carry. */
-    size_t max_frame = 1 + gw->cfg.payload_budget - MDFEED_MOLD_HEADER_LEN - MDFEED_MOLD_BLOCK_HDR_LEN;
+    size_t max_frame =
+        1 + gw->cfg.payload_budget - MDFEED_MOLD_HEADER_LEN - MDFEED_MOLD_BLOCK_HDR_LEN;
     if (mdfeed_soup_parser_init(&c->parser, max_frame) != 0 ||
         uv_accept(server, (uv_stream_t *)&c->tcp) != 0) {
         uv_close((uv_handle_t *)&c->tcp, on_conn_closed);

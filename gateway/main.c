@@ -46,8 +46,7 @@ static void on_check(uv_check_t *h)
 
 static void send_headers(gw_t *gw, int ch, uint16_t count)
 {
-    gw_packetizer_header(&gw->pz, ch, gw->cfg.channels[ch].session, gw->chans[ch].next_seq,
-                         count);
+    gw_packetizer_header(&gw->pz, ch, gw->cfg.channels[ch].session, gw->chans[ch].next_seq, count);
 }
 
 /* MoldUDP64 heartbeats on every line of a channel without data for mold_heartbeat_ms. */
@@ -81,7 +80,9 @@ static void shutdown_gateway(gw_t *gw)
     gw->stopping = true;
     gw_log(GW_LOG_INFO, "shutting down: stopping ingress, flushing, sending end of session");
     gw_ingress_stop(gw);
-    if (gw->egress.ops) {
+    if (gw->egress.ops && gw->started) {
+        /* Only a gateway that ran ends the session: one that failed to start must not tell
+         * receivers of another instance on the same groups that the session is over. */
         gw_flush(gw);
         /* End of session a few times: a receiver that misses one still learns the end. */
         for (uint32_t r = 0; r < gw->cfg.end_of_session_repeats; r++)
@@ -89,14 +90,12 @@ static void shutdown_gateway(gw_t *gw)
                 send_headers(gw, ch, MDFEED_MOLD_COUNT_END);
         if (gw->pz.npending)
             pz_submit(&gw->pz);
-        gw_egress_close(&gw->egress);
     }
+    if (gw->egress.ops)
+        gw_egress_close(&gw->egress);
     gw_retransmit_stop(gw);
     gw_http_stop(gw);
-    uv_close((uv_handle_t *)&gw->flush_check, NULL);
-    uv_close((uv_handle_t *)&gw->hb_timer, NULL);
-    uv_close((uv_handle_t *)&gw->sigterm, NULL);
-    uv_close((uv_handle_t *)&gw->sigint, NULL);
+    /* Whatever start() got to initialise (a failed start stops half way). */
     uv_walk(gw->loop, close_walk_cb, NULL); /* metrics connections still open */
 }
 
@@ -134,6 +133,8 @@ static int start(gw_t *gw)
         return -1;
     }
     gw_check_igmp_version(gw->egress_ifname);
+    if (gw_check_mtu(gw->egress_ifname, cfg->payload_budget) != 0)
+        return -1;
     if (gw_egress_init(&gw->egress, gw->loop, cfg, &gw->pool, NULL, gw) != 0)
         return -1;
     gw->egress_ready = true;
@@ -151,6 +152,7 @@ static int start(gw_t *gw)
     gw->sigterm.data = gw->sigint.data = gw;
     uv_signal_start(&gw->sigterm, on_signal, SIGTERM);
     uv_signal_start(&gw->sigint, on_signal, SIGINT);
+    gw->started = true;
     return 0;
 }
 
@@ -174,11 +176,21 @@ int main(int argc, char **argv)
     int o;
     while ((o = getopt_long(argc, argv, "c:l:h", opts, NULL)) != -1) {
         switch (o) {
-        case 'c': path = optarg; break;
-        case 'k': check = true; break;
-        case 'l': level = optarg; break;
-        case 'h': usage(stdout); return 0;
-        default: usage(stderr); return 2;
+        case 'c':
+            path = optarg;
+            break;
+        case 'k':
+            check = true;
+            break;
+        case 'l':
+            level = optarg;
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
         }
     }
     if (!path || optind != argc) {

@@ -10,7 +10,7 @@
 #include <string.h>
 
 gw_metrics_t gw_metrics;
-const double gw_lat_bounds_us[GW_LAT_BUCKETS] = {1,  2,  5,   10,  20,  30,   40,   50,
+const double gw_lat_bounds_us[GW_LAT_BUCKETS] = {1,  2,   5,   10,  20,   30,   40,   50,
                                                  75, 100, 200, 500, 1000, 2000, 5000, 10000};
 const unsigned gw_flush_bounds[GW_FLUSH_BUCKETS] = {1, 2, 4, 8, 16, 32, 64, 128, 256, 512};
 
@@ -91,7 +91,8 @@ static void render_ingress(sbuf_t *b, const gw_t *gw)
         sb_printf(b, "mdcast_messages_in_total{publisher=\"%s\",channel=\"%s\"} %llu\n",
                   cfg->users[u].username, cfg->channels[cfg->users[u].channel].name,
                   (unsigned long long)gw_metrics.messages_in[u]);
-    help(b, "mdcast_bytes_in_total", "counter", "Message bytes received, by publisher and channel.");
+    help(b, "mdcast_bytes_in_total", "counter",
+         "Message bytes received, by publisher and channel.");
     for (int u = 0; u < cfg->nusers; u++)
         sb_printf(b, "mdcast_bytes_in_total{publisher=\"%s\",channel=\"%s\"} %llu\n",
                   cfg->users[u].username, cfg->channels[cfg->users[u].channel].name,
@@ -134,6 +135,14 @@ static void render_egress(sbuf_t *b, const gw_t *gw)
     help(b, "mdcast_egress_uring_fallback", "gauge",
          "1 when io_uring was wanted but refused and egress fell back to sendmmsg.");
     sb_printf(b, "mdcast_egress_uring_fallback %d\n", gw->egress.uring_refused ? 1 : 0);
+    if (gw->egress.probe_ns[0] > 0) {
+        help(b, "mdcast_egress_probe_seconds_per_datagram", "gauge",
+             "io=auto start-up probe: median send time per datagram, by backend.");
+        sb_printf(b, "mdcast_egress_probe_seconds_per_datagram{backend=\"io_uring\"} %.9g\n",
+                  gw->egress.probe_ns[0] / 1e9);
+        sb_printf(b, "mdcast_egress_probe_seconds_per_datagram{backend=\"sendmmsg\"} %.9g\n",
+                  gw->egress.probe_ns[1] / 1e9);
+    }
     help(b, "mdcast_send_retries_total", "counter", "Sends retried (ENOBUFS, EAGAIN, short).");
     sb_printf(b, "mdcast_send_retries_total %llu\n", (unsigned long long)gw_metrics.send_retries);
     help(b, "mdcast_send_errors_total", "counter", "Sends that failed for good.");
@@ -200,20 +209,25 @@ bool gw_ready(const gw_t *gw)
 /* ---------------------------------------------------------------- HTTP */
 #define HTTP_MAX_REQUEST 8192
 
+typedef struct http_conn http_conn_t;
+
 struct gw_http {
     uv_tcp_t server;
     gw_t *gw;
+    http_conn_t *conns; /* open connections, closed by gw_http_stop() */
 };
 
-typedef struct {
+struct http_conn {
     uv_tcp_t tcp;
     gw_t *gw;
+    gw_http_t *http;
+    http_conn_t *prev, *next;
     size_t len;
     bool answered;
     uv_write_t wreq;
     char *resp;
     char req[HTTP_MAX_REQUEST];
-} http_conn_t;
+};
 
 static void on_http_closed(uv_handle_t *h)
 {
@@ -222,11 +236,25 @@ static void on_http_closed(uv_handle_t *h)
     free(c);
 }
 
+/* Unlinks and closes; safe to call twice. */
+static void http_close(http_conn_t *c)
+{
+    if (uv_is_closing((uv_handle_t *)&c->tcp))
+        return;
+    if (c->prev)
+        c->prev->next = c->next;
+    else if (c->http)
+        c->http->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    c->prev = c->next = NULL;
+    uv_close((uv_handle_t *)&c->tcp, on_http_closed);
+}
+
 static void on_http_written(uv_write_t *w, int status)
 {
     (void)status;
-    http_conn_t *c = w->data;
-    uv_close((uv_handle_t *)&c->tcp, on_http_closed);
+    http_close(w->data);
 }
 
 static void respond(http_conn_t *c, int code, const char *reason, const char *ctype,
@@ -242,7 +270,7 @@ static void respond(http_conn_t *c, int code, const char *reason, const char *ct
     c->answered = true;
     uv_read_stop((uv_stream_t *)&c->tcp);
     if (!c->resp) {
-        uv_close((uv_handle_t *)&c->tcp, on_http_closed);
+        http_close(c);
         return;
     }
     memcpy(c->resp, hdr, (size_t)hl);
@@ -251,7 +279,7 @@ static void respond(http_conn_t *c, int code, const char *reason, const char *ct
     uv_buf_t b = uv_buf_init(c->resp, (unsigned)total);
     c->wreq.data = c;
     if (uv_write(&c->wreq, (uv_stream_t *)&c->tcp, &b, 1, on_http_written) != 0)
-        uv_close((uv_handle_t *)&c->tcp, on_http_closed);
+        http_close(c);
 }
 
 static void route(http_conn_t *c)
@@ -306,7 +334,7 @@ static void on_http_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
         return;
     if (n < 0) {
         uv_read_stop(s);
-        uv_close((uv_handle_t *)&c->tcp, on_http_closed);
+        http_close(c);
         return;
     }
     c->len += (size_t)n;
@@ -314,8 +342,7 @@ static void on_http_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
     if (strstr(c->req, "\r\n\r\n") || strstr(c->req, "\n\n"))
         route(c);
     else if (c->len >= HTTP_MAX_REQUEST - 1)
-        respond(c, 431, "Request Header Fields Too Large", "text/plain", "too large\n", 10,
-                false);
+        respond(c, 431, "Request Header Fields Too Large", "text/plain", "too large\n", 10, false);
 }
 
 static void on_http_connection(uv_stream_t *server, int status)
@@ -327,10 +354,15 @@ static void on_http_connection(uv_stream_t *server, int status)
     if (!c)
         return;
     c->gw = h->gw;
+    c->http = h;
     uv_tcp_init(h->gw->loop, &c->tcp);
     c->tcp.data = c;
+    c->next = h->conns;
+    if (h->conns)
+        h->conns->prev = c;
+    h->conns = c;
     if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0) {
-        uv_close((uv_handle_t *)&c->tcp, on_http_closed);
+        http_close(c);
         return;
     }
     uv_read_start((uv_stream_t *)&c->tcp, on_http_alloc, on_http_read);
@@ -368,6 +400,8 @@ void gw_http_stop(gw_t *gw)
 {
     if (!gw->http)
         return;
+    while (gw->http->conns)
+        http_close(gw->http->conns);
     uv_close((uv_handle_t *)&gw->http->server, free_http);
     gw->http = NULL;
 }

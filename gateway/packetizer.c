@@ -122,8 +122,8 @@ static void close_packet(gw_packetizer_t *pz, int ch)
     queue_packet(pz, ch, pkt);
 }
 
-int gw_packetizer_append(gw_packetizer_t *pz, int ch, uint64_t seq, const void *msg,
-                         size_t len, uint64_t arrival_ns)
+int gw_packetizer_append(gw_packetizer_t *pz, int ch, uint64_t seq, const void *msg, size_t len,
+                         uint64_t arrival_ns)
 {
     gw_chan_packer_t *cp = &pz->chans[ch];
     for (int attempt = 0; attempt < 2; attempt++) {

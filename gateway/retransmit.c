@@ -58,8 +58,8 @@ static bucket_t *find_bucket(gw_retransmit_t *rt, const gw_config_t *cfg, uint32
 }
 
 /* Sends messages [seq, seq + count) from the store; returns how many went out. */
-static uint32_t answer(gw_retransmit_t *rt, rt_sock_t *s, const struct sockaddr *to,
-                       uint64_t seq, uint32_t count)
+static uint32_t answer(gw_retransmit_t *rt, rt_sock_t *s, const struct sockaddr *to, uint64_t seq,
+                       uint32_t count)
 {
     gw_t *gw = s->gw;
     const gw_store_t *st = &gw->chans[s->ch].store;
@@ -133,7 +133,7 @@ static void handle_request(gw_retransmit_t *rt, rt_sock_t *s, const uint8_t *dat
     if ((double)want > bk->tokens)
         want = (uint64_t)bk->tokens;
     uint32_t sent = answer(rt, s, from, first, (uint32_t)want);
-    bk->tokens -= sent;
+    bk->tokens -= sent ? sent : 1; /* even an empty answer costs: requests are work too */
     gw_metrics.rr_served[ch]++;
     gw_metrics.rr_messages[ch] += sent;
 }

@@ -30,9 +30,8 @@ fi
 tag=$(test_tag)
 P=${tag}p G=${tag}g R=${tag}r
 work=$(mktemp -d)
-gwpid=""
 cleanup() {
-  [ -n "$gwpid" ] && kill "$gwpid" 2>/dev/null && wait "$gwpid" 2>/dev/null
+  grep -h '"level":"\(warn\|error\)"' "$work"/gw-*.log 2>/dev/null | sed 's/^/  gateway log: /'
   for ns in $P $G $R; do ip netns pids "$ns" 2>/dev/null | xargs -r kill 2>/dev/null; done
   for ns in $P $G $R; do ip netns del "$ns" 2>/dev/null; done
   rm -rf "$work"
@@ -50,82 +49,107 @@ ip -n "$R" addr add 198.18.2.2/24 dev "${tag}d"; ip -n "$R" link set "${tag}d" u
 for ns in $G $R; do ip netns exec "$ns" sysctl -qw net.ipv4.conf.all.force_igmp_version=2; done
 ip netns exec "$G" sysctl -qw "net.ipv4.conf.${tag}c.force_igmp_version=2"
 
-GROUP=239.18.1.1:30001
-
-write_config() { # io
-  cat > "$work/gw.json" <<JSON
-{"ingress":{"listen":"198.18.1.1:7000","users":[{"username":"pub1","password":"pw1","channel":"bench"}]},
- "egress":{"interface":"${tag}c","ttl":4,"payload_budget":1400,"io":"$1"},
- "channels":[{"name":"bench","session":"BENCH","lines":["$GROUP"],"retransmit_port":31001,
-              "ring_messages":262144,"ring_bytes":16777216}],
- "metrics":{"listen":"127.0.0.1:9100"}}
-JSON
-}
+# Both gateways run side by side (one per backend) and every round measures all four senders
+# in turn, so slow drift of this shared machine's load hits each of them alike.
+# Fixed placement (BENCH_PIN=0 turns it off): the relay under test (gateway, blaster, socat)
+# on CPU 0, publisher and receiver on CPU 1, so the scheduler cannot reshuffle them per run.
+PIN_RELAY=() PIN_ENDS=()
+if [ "${BENCH_PIN:-1}" = 1 ] && [ "$(nproc)" -ge 2 ] && command -v taskset >/dev/null; then
+  PIN_RELAY=(taskset -c 0) PIN_ENDS=(taskset -c 1)
+fi
+declare -A GROUPOF=([blaster]=239.18.1.3:30003 [socat]=239.18.1.4:30004
+                    [gateway-io_uring]=239.18.1.1:30001 [gateway-sendmmsg]=239.18.1.2:30002)
+declare -A PORTOF=([io_uring]=7000 [sendmmsg]=7001)
+declare -A MPORTOF=([io_uring]=9100 [sendmmsg]=9101)
+declare -A GWPID
 
 start_gw() { # io
-  write_config "$1"
-  ip netns exec "$G" "$GW" --config "$work/gw.json" --log-level warn 2>"$work/gw.log" &
-  gwpid=$!
+  local io=$1 n; n=${PORTOF[$io]}
+  cat > "$work/gw-$io.json" <<JSON
+{"ingress":{"listen":"198.18.1.1:$n","users":[{"username":"pub1","password":"pw1","channel":"bench"}]},
+ "egress":{"interface":"${tag}c","ttl":4,"payload_budget":1400,"io":"$io"},
+ "channels":[{"name":"bench","session":"BENCH","lines":["${GROUPOF[gateway-$io]}"],
+              "retransmit_port":$((n + 24000)),"ring_messages":262144,"ring_bytes":16777216}],
+ "metrics":{"listen":"127.0.0.1:${MPORTOF[$io]}"}}
+JSON
+  # BENCH_RT=1 runs the gateway SCHED_FIFO, as a pinned/dedicated-core deployment would see it.
+  local rt=(); [ "${BENCH_RT:-0}" = 1 ] && rt=(chrt -f 20)
+  ip netns exec "$G" "${PIN_RELAY[@]}" "${rt[@]}" "$GW" --config "$work/gw-$io.json" --log-level info \
+    2>"$work/gw-$io.log" &
+  GWPID[$io]=$!
   for _ in $(seq 100); do
-    ip netns exec "$G" curl -sf 127.0.0.1:9100/healthz >/dev/null 2>&1 && return 0
+    ip netns exec "$G" curl -sf "127.0.0.1:${MPORTOF[$io]}/healthz" >/dev/null 2>&1 && return 0
     sleep 0.05
   done
-  cat "$work/gw.log"; fail "gateway did not start"
+  cat "$work/gw-$io.log"; fail "gateway ($io) did not start"
 }
-stop_gw() {
-  kill -TERM "$gwpid"; wait "$gwpid" || fail "gateway exit status $?"; gwpid=""
+stop_gw() { # io
+  kill -TERM "${GWPID[$1]}"; wait "${GWPID[$1]}" || fail "gateway ($1) exit status $?"
+  unset "GWPID[$1]"
 }
-rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/$gwpid/status"; }
+rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/${GWPID[$1]}/status"; }
+scrape() { ip netns exec "$G" curl -s "127.0.0.1:${MPORTOF[$1]}/metrics"; }
 
 # One measured transfer: rx in R, sender command in P or G. Prints the rx line.
-measure() { # count raw(0/1) sender-ns sender-args...
-  local count=$1 raw=$2 sns=$3; shift 3
+measure() { # name count raw(0/1) sender-ns sender-args...
+  local name=$1 count=$2 raw=$3 sns=$4; shift 4
   local rxflags=(); [ "$raw" = 1 ] && rxflags=(--raw)
-  ip netns exec "$R" "$TOOL" rx --group "$GROUP" --ifaddr 198.18.2.2 --count "$count" \
+  ip netns exec "$R" "${PIN_ENDS[@]}" "$TOOL" rx --group "${GROUPOF[$name]}" --ifaddr 198.18.2.2 --count "$count" \
     "${rxflags[@]}" > "$work/rx.out" &
   local rxpid=$!
   for _ in $(seq 100); do grep -q "rx ready" "$work/rx.out" 2>/dev/null && break; sleep 0.02; done
-  ip netns exec "$sns" "$TOOL" "$@" --count "$count" > "$work/tx.out" || fail "sender failed"
+  local pin=("${PIN_ENDS[@]}"); [ "$sns" = "$G" ] && pin=("${PIN_RELAY[@]}")
+  ip netns exec "$sns" "${pin[@]}" "$TOOL" "$@" --count "$count" > "$work/tx.out" ||
+    fail "$name: sender failed"
   wait "$rxpid" || true
   grep "^rx messages" "$work/rx.out"
 }
 field() { sed -n "s/.* $1=\([^ ]*\).*/\1/p"; }
 median() { sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 
-declare -A RATE LOSS
-run_series() { # name raw sender-ns sender-args...
-  local name=$1 raw=$2 sns=$3; shift 3
-  local rates=() lost=0
-  for i in $(seq "$REPEAT"); do
-    local line; line=$(measure "$COUNT" "$raw" "$sns" "$@")
-    echo "  $name run $i: $line"
-    rates+=("$(echo "$line" | field rate)")
-    lost=$((lost + $(echo "$line" | field lost) + $(echo "$line" | field gaps)))
-  done
-  RATE[$name]=$(printf '%s\n' "${rates[@]}" | median)
-  LOSS[$name]=$lost
+sender_args() { # name -> "ns raw args..."
+  case $1 in
+    blaster) echo "$G 0 blast --group ${GROUPOF[blaster]} --ifaddr 198.18.2.1 --size 40 --budget 1400" ;;
+    socat) echo "$P 1 pub --connect 198.18.1.1:8000 --raw --size 40" ;;
+    gateway-io_uring) echo "$P 0 pub --connect 198.18.1.1:${PORTOF[io_uring]} --size 40" ;;
+    gateway-sendmmsg) echo "$P 0 pub --connect 198.18.1.1:${PORTOF[sendmmsg]} --size 40" ;;
+  esac
 }
 
-echo "gateway benchmark: $COUNT x 40-byte messages per run, $REPEAT runs each, medians"
-run_series blaster 0 "$G" blast --group "$GROUP" --ifaddr 198.18.2.1 --size 40 --budget 1400
-
-ip netns exec "$G" socat -b 1400 -u TCP4-LISTEN:8000,bind=198.18.1.1,reuseaddr,fork \
-  "UDP4-DATAGRAM:$GROUP,ip-multicast-if=198.18.2.1,ip-multicast-ttl=4" &
+ip netns exec "$G" "${PIN_RELAY[@]}" socat -b 1400 -u TCP4-LISTEN:8000,bind=198.18.1.1,reuseaddr,fork \
+  "UDP4-DATAGRAM:${GROUPOF[socat]},ip-multicast-if=198.18.2.1,ip-multicast-ttl=4" &
 socatpid=$!
+declare -A RSS0 RSSR
+for io in io_uring sendmmsg; do start_gw "$io"; RSS0[$io]=$(rss_kb "$io"); done
+grep -h "probe" "$work"/gw-*.log | sed 's/^/  /' || true
 sleep 0.3
-run_series socat 1 "$P" pub --connect 198.18.1.1:8000 --raw --size 40
-kill "$socatpid" 2>/dev/null; wait "$socatpid" 2>/dev/null || true
 
-declare -A P99 MEAN RSS0 RSS1
+read -r -a NAMES <<< "${BENCH_SENDERS:-blaster socat gateway-io_uring gateway-sendmmsg}"
+declare -A RATES LOSS
+echo "gateway benchmark: $COUNT x 40-byte messages per run, $REPEAT rounds of all four senders"
+for r in $(seq "$REPEAT"); do
+  for name in "${NAMES[@]}"; do
+    read -r sns raw args <<< "$(sender_args "$name")"
+    # shellcheck disable=SC2086
+    line=$(measure "$name" "$COUNT" "$raw" "$sns" $args)
+    echo "  round $r $name: $line"
+    RATES[$name]+="$(echo "$line" | field rate) "
+    LOSS[$name]=$(( ${LOSS[$name]:-0} + $(echo "$line" | field lost) + $(echo "$line" | field gaps) ))
+  done
+  for io in io_uring sendmmsg; do RSSR[$io]+="$(rss_kb "$io") "; done
+done
+kill "$socatpid" 2>/dev/null; wait "$socatpid" 2>/dev/null || true
+declare -A RATE
+for name in "${NAMES[@]}"; do RATE[$name]=$(printf '%s\n' ${RATES[$name]} | median); done
+
+declare -A P99 MEAN
 for io in io_uring sendmmsg; do
-  start_gw "$io"
-  RSS0[$io]=$(rss_kb)
-  run_series "gateway-$io" 0 "$P" pub --connect 198.18.1.1:7000 --size 40
   # Latency at a steady 100 k msg/s, from the gateway's own histogram (difference of scrapes).
-  ip netns exec "$G" curl -s 127.0.0.1:9100/metrics > "$work/m0"
-  line=$(measure "$PACED_COUNT" 0 "$P" pub --connect 198.18.1.1:7000 --size 40 --rate "$PACED_RATE")
+  scrape "$io" > "$work/m0"
+  line=$(measure "gateway-$io" "$PACED_COUNT" 0 "$P" pub --connect "198.18.1.1:${PORTOF[$io]}" \
+         --size 40 --rate "$PACED_RATE")
   echo "  gateway-$io paced 100k/s: $line"
-  ip netns exec "$G" curl -s 127.0.0.1:9100/metrics > "$work/m1"
+  scrape "$io" > "$work/m1"
   read -r p99 mean < <(awk '
     FNR == 1 { f++ }
     /^mdcast_arrival_to_send_seconds_bucket/ { match($0, /le="[^"]*"/); le = substr($0, RSTART+4, RLENGTH-5);
@@ -136,26 +160,31 @@ for io in io_uring sendmmsg; do
             if (b1[le] - b0[le] >= 0.99 * tot) { p = le; break } }
           printf "%s %.1f\n", (p == "+Inf" ? p : p * 1e6), (s[2] - s[1]) / tot * 1e6 }' "$work/m0" "$work/m1")
   P99[$io]=$p99; MEAN[$io]=$mean
-  RSS1[$io]=$(rss_kb)
+  echo "  gateway-$io paced 100k/s: arrival->send histogram (le_us:count):" $(awk '
+    FNR == 1 { f++ }
+    /^mdcast_arrival_to_send_seconds_bucket/ { match($0, /le="[^"]*"/); le = substr($0, RSTART+4, RLENGTH-5);
+      if (f == 1) b0[le] = $2; else { d = $2 - b0[le]; if (d != prev) printf "%s:%d ", (le == "+Inf" ? le : le * 1e6), d - prev; prev = d } }' "$work/m0" "$work/m1")
+  echo "  gateway-$io send retries: $(awk '/^mdcast_send_retries_total/ {print $2}' "$work/m1"), errors: $(awk '/^mdcast_send_errors_total/ {print $2}' "$work/m1")"
   grep -q "backend=\"$io\"" "$work/m1" || fail "gateway did not run backend $io"
-  stop_gw
+  RSSR[$io]+="$(rss_kb "$io")"
+  stop_gw "$io"
 done
 
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
+ratio() { [ -n "$1" ] && [ -n "$2" ] && awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }' || echo "-"; }
 echo
-echo "results (median of $REPEAT runs, messages/s at the receiver; lost includes gaps):"
+echo "results (median of $REPEAT rounds, messages/s at the receiver; lost includes gaps):"
 printf '  %-18s %12s %8s %s\n' "sender" "msg/s" "lost" "ratio to socat relay / to raw blaster"
-for n in blaster socat gateway-io_uring gateway-sendmmsg; do
+for n in "${NAMES[@]}"; do
   printf '  %-18s %12.0f %8s %s / %s\n' "$n" "${RATE[$n]}" "${LOSS[$n]}" \
-    "$(ratio "${RATE[$n]}" "${RATE[socat]}")" "$(ratio "${RATE[$n]}" "${RATE[blaster]}")"
+    "$(ratio "${RATE[$n]}" "${RATE[socat]:-}")" "$(ratio "${RATE[$n]}" "${RATE[blaster]:-}")"
 done
-echo "  io_uring / sendmmsg gateway throughput: $(ratio "${RATE[gateway-io_uring]}" "${RATE[gateway-sendmmsg]}")"
+echo "  io_uring / sendmmsg gateway throughput: $(ratio "${RATE[gateway-io_uring]:-}" "${RATE[gateway-sendmmsg]:-}")"
 for io in io_uring sendmmsg; do
   echo "  gateway-$io at ${PACED_RATE} msg/s: arrival->send p99 <= ${P99[$io]} us (histogram bucket bound), mean ${MEAN[$io]} us"
-  echo "  gateway-$io RSS: ${RSS0[$io]} kB at start, ${RSS1[$io]} kB after $((REPEAT * COUNT + PACED_COUNT)) messages (ring: 262144 msgs / 16 MiB)"
+  echo "  gateway-$io RSS (kB): ${RSS0[$io]} at start; after each round and the paced run: ${RSSR[$io]} (ring: 262144 msgs / 16 MiB)"
 done
 echo "  (socat keeps no framing: its datagrams cut messages at arbitrary bytes; counted as bytes / 43)"
 bad=0
-for n in gateway-io_uring gateway-sendmmsg; do [ "${LOSS[$n]}" = 0 ] || bad=1; done
+for n in gateway-io_uring gateway-sendmmsg; do [ "${LOSS[$n]:-0}" = 0 ] || bad=1; done
 [ "$bad" = 0 ] || fail "the gateway lost messages"
 echo "PASS: gateway benchmark"

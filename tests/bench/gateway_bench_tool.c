@@ -131,9 +131,20 @@ static int run_pub(void)
     }
     double el = now_s() - t0;
     printf("pub sent=%ld seconds=%.3f rate=%.0f\n", sent, el, (double)sent / el);
-    /* Stay connected briefly so the last bytes are read before the close. */
-    struct timespec ts = {0, 300000000};
-    nanosleep(&ts, NULL);
+    /* Log out and wait for the server to close: closing with unread heartbeats in our
+     * buffer would send a RST, and a RST discards what the server has not read yet. */
+    if (!opt.raw) {
+        int n = mdfeed_soup_encode(frame, sizeof(frame), MDFEED_SOUP_LOGOUT_REQUEST, NULL, 0);
+        write_all(fd, frame, (size_t)n);
+    } else {
+        shutdown(fd, SHUT_WR);
+    }
+    char sink[4096];
+    for (double end = now_s() + 10; now_s() < end;) {
+        struct pollfd p = {fd, POLLIN, 0};
+        if (poll(&p, 1, 100) > 0 && read(fd, sink, sizeof(sink)) <= 0)
+            break;
+    }
     close(fd);
     return 0;
 }
@@ -175,7 +186,7 @@ static int run_rx(void)
         msgs[i].msg_hdr.msg_iovlen = 1;
     }
     long messages = 0, packets = 0, bad = 0, gaps = 0, oversize = 0, bytes = 0;
-    uint64_t next = 0;
+    uint64_t next = 0, first_seq = 0;
     double first = 0, last = 0, start = now_s();
     long frame = 3 + opt.size;
     while (messages < opt.count) {
@@ -186,11 +197,15 @@ static int run_rx(void)
         int n = recvmmsg(fd, msgs, B, MSG_DONTWAIT, NULL);
         if (n <= 0)
             continue;
-        last = now_s();
-        if (!first)
-            first = last;
+        double t = now_s();
         for (int i = 0; i < n; i++) {
             size_t len = msgs[i].msg_len;
+            /* Only data counts as activity: heartbeats must not keep a dead stream open. */
+            if (opt.raw || len > MDFEED_MOLD_HEADER_LEN) {
+                last = t;
+                if (!first)
+                    first = t;
+            }
             packets++;
             if (opt.raw) {
                 bytes += (long)len;
@@ -208,14 +223,17 @@ static int run_rx(void)
                 continue;
             if (next && pkt.hdr.seq != next)
                 gaps++;
+            if (!first_seq)
+                first_seq = pkt.hdr.seq;
             next = pkt.hdr.seq + pkt.hdr.count;
             messages += pkt.hdr.count;
         }
     }
     double el = last - first;
-    printf("rx messages=%ld packets=%ld lost=%ld gaps=%ld bad=%ld oversize=%ld seconds=%.4f "
-           "rate=%.0f\n",
-           messages, packets, opt.count - messages, gaps, bad, oversize, el,
+    printf("rx messages=%ld packets=%ld lost=%ld gaps=%ld bad=%ld oversize=%ld first_seq=%llu "
+           "next_seq=%llu seconds=%.4f rate=%.0f\n",
+           messages, packets, opt.count - messages, gaps, bad, oversize,
+           (unsigned long long)first_seq, (unsigned long long)next, el,
            el > 0 ? (double)messages / el : 0.0);
     return messages == opt.count && gaps == 0 && bad == 0 && oversize == 0 ? 0 : 1;
 }
@@ -283,9 +301,9 @@ static int run_blast(void)
 int main(int argc, char **argv)
 {
     static const struct option lo[] = {
-        {"connect", 1, NULL, 'c'}, {"group", 1, NULL, 'g'}, {"ifaddr", 1, NULL, 'i'},
-        {"count", 1, NULL, 'n'},   {"size", 1, NULL, 's'},  {"rate", 1, NULL, 'r'},
-        {"budget", 1, NULL, 'b'},  {"raw", 0, NULL, 'w'},   {"user", 1, NULL, 'u'},
+        {"connect", 1, NULL, 'c'}, {"group", 1, NULL, 'g'},   {"ifaddr", 1, NULL, 'i'},
+        {"count", 1, NULL, 'n'},   {"size", 1, NULL, 's'},    {"rate", 1, NULL, 'r'},
+        {"budget", 1, NULL, 'b'},  {"raw", 0, NULL, 'w'},     {"user", 1, NULL, 'u'},
         {"pass", 1, NULL, 'p'},    {"idle-ms", 1, NULL, 'I'}, {NULL, 0, NULL, 0}};
     if (argc < 2) {
         fprintf(stderr, "usage: gateway_bench_tool pub|rx|blast [options]\n");
@@ -296,18 +314,41 @@ int main(int argc, char **argv)
     int o;
     while ((o = getopt_long(argc, argv, "", lo, NULL)) != -1) {
         switch (o) {
-        case 'c': opt.connect = optarg; break;
-        case 'g': opt.group = optarg; break;
-        case 'i': opt.ifaddr = optarg; break;
-        case 'n': opt.count = atol(optarg); break;
-        case 's': opt.size = atol(optarg); break;
-        case 'r': opt.rate = atol(optarg); break;
-        case 'b': opt.budget = atol(optarg); break;
-        case 'w': opt.raw = true; break;
-        case 'u': opt.user = optarg; break;
-        case 'p': opt.pass = optarg; break;
-        case 'I': opt.idle_ms = atol(optarg); break;
-        default: return 2;
+        case 'c':
+            opt.connect = optarg;
+            break;
+        case 'g':
+            opt.group = optarg;
+            break;
+        case 'i':
+            opt.ifaddr = optarg;
+            break;
+        case 'n':
+            opt.count = atol(optarg);
+            break;
+        case 's':
+            opt.size = atol(optarg);
+            break;
+        case 'r':
+            opt.rate = atol(optarg);
+            break;
+        case 'b':
+            opt.budget = atol(optarg);
+            break;
+        case 'w':
+            opt.raw = true;
+            break;
+        case 'u':
+            opt.user = optarg;
+            break;
+        case 'p':
+            opt.pass = optarg;
+            break;
+        case 'I':
+            opt.idle_ms = atol(optarg);
+            break;
+        default:
+            return 2;
         }
     }
     if (opt.count <= 0 || opt.size < 0 || opt.size > 200 || opt.budget < 64 ||

@@ -71,8 +71,10 @@ static const bad_t bads[] = {
     {"\"ring_bytes\":100000", "\"ring_bytes\":1000", "channels[0].ring_bytes"},
     {"\"ring_bytes\":100000}", "\"ring_bytes\":100000,\"ringsize\":5}", "channels[0].ringsize"},
     {"\"name\":\"c1\"", "\"name\":\"has space\"", "channels[0].name"},
-    {"\"channels\":[", "\"channels\":[{\"name\":\"c1\",\"session\":\"S2\",\"lines\":"
-     "[\"239.1.1.9:1\"],\"retransmit_port\":2},", "channels[1].name"},
+    {"\"channels\":[",
+     "\"channels\":[{\"name\":\"c1\",\"session\":\"S2\",\"lines\":"
+     "[\"239.1.1.9:1\"],\"retransmit_port\":2},",
+     "channels[1].name"},
     {"\"max_messages_per_request\":100", "\"max_messages_per_request\":0",
      "retransmit.max_messages_per_request"},
     {"\"max_messages_per_request\":100", "\"address\":\"nowhere\"", "retransmit.address"},
@@ -80,7 +82,7 @@ static const bad_t bads[] = {
     {"{\"ingress\"", "{\"log_level\":\"loud\",\"ingress\"", "log_level"},
     {"{\"ingress\"", "{\"ingres\":{},\"ingress\"", "ingres"},
     {"\"egress\":{", "\"egress\":{\"ttl\":3,", "egress.ttl"}, /* duplicate key */
-    {"}}", "}", "(file)"},                                     /* not JSON */
+    {"}}", "}", "(file)"},                                    /* not JSON */
 };
 
 static char *replace(const char *s, const char *from, const char *to)

@@ -28,6 +28,7 @@ GATEWAY = os.path.join(BUILD, "gateway", "mdcast-gateway")
 NORING = os.path.join(BUILD, "tests", "gw_noring")
 IFACE, IFADDR = "va", "198.18.0.1"
 INGRESS_PORT, METRICS_PORT = 7000, 9100
+IP_RECVTTL = getattr(socket, "IP_RECVTTL", 12)  # Linux <linux/in.h>; older Pythons lack the name
 
 
 class TestFailure(Exception):
@@ -287,9 +288,11 @@ class Receiver:
             s.bind((addr, int(port)))
             mreq = socket.inet_aton(addr) + socket.inet_aton(IFADDR)
             s.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, mreq)
+            s.setsockopt(socket.IPPROTO_IP, IP_RECVTTL, 1)
             s.setblocking(False)
             self.socks[g] = s
         self.got = {g: [] for g in groups}
+        self.ttls = set()
 
     def poll(self, seconds):
         import select
@@ -303,9 +306,13 @@ class Receiver:
                 if s in r:
                     while True:
                         try:
-                            self.got[g].append(s.recv(65536))
+                            data, anc, _, _ = s.recvmsg(65536, 64)
                         except BlockingIOError:
                             break
+                        self.got[g].append(data)
+                        for level, kind, val in anc:
+                            if level == socket.IPPROTO_IP and kind == socket.IP_TTL:
+                                self.ttls.add(int.from_bytes(val[:4], sys.byteorder))
 
     def wait_for(self, pred, timeout, what):
         deadline = time.time() + timeout
@@ -352,6 +359,11 @@ def scenario_flow():
     cfg = base_config()
     rx = Receiver(["239.1.1.1:30001", "239.1.2.1:30001", "239.1.1.2:30002"])
     gw = Gateway(cfg)
+    # A second gateway on the same ports fails to start cleanly: exit 1, the reason logged.
+    r = subprocess.run([GATEWAY, "--config", gw.cfg_path], capture_output=True, text=True,
+                       timeout=10)
+    check(r.returncode == 1 and "address already in use" in r.stderr,
+          f"second gateway: exit {r.returncode}: {r.stderr}")
     rng = random.Random(4)
     pubs = {u: Publisher(u, "pw" + u[-1]) for u in ("pub1", "pub2", "pub3")}
     check(pubs["pub1"].accepted() == ("SESSIONC1", 1), f"accept {pubs['pub1'].accepted()}")
@@ -377,6 +389,8 @@ def scenario_flow():
     c = check_stream(rx.got["239.1.1.2:30002"], "SESSIONC2", 1400)
     check(len(a) == n1 and len(c) == n2, f"counts {len(a)}/{n1} {len(c)}/{n2}")
     check(rx.got["239.1.1.1:30001"] == rx.got["239.1.2.1:30001"], "lines A and B differ")
+    check(rx.ttls == {4}, f"multicast TTL {rx.ttls}, configured 4")
+    check("force_igmp_version" not in gw.log(), "IGMP warning although the version is 2")
     # Merged in arrival order: each publisher's own messages keep their order.
     for u in ("pub1", "pub2"):
         mine = [m for m in a if m.startswith(u.encode() + b":")]
@@ -615,6 +629,8 @@ def scenario_backends():
 def scenario_fallback():
     """io_uring refused by seccomp: egress falls back to sendmmsg, logs once, keeps working."""
     check(os.path.exists(NORING), f"{NORING} not built")
+    # The egress interface answers IGMPv3 here: the gateway must warn (the TGW needs 2).
+    run("sysctl", "-qw", f"net.ipv4.conf.{IFACE}.force_igmp_version=0")
     for io in ("auto", "io_uring"):
         rx = Receiver(["239.1.1.1:30001"])
         gw = Gateway(base_config(io=io), wrapper=NORING)
@@ -631,9 +647,20 @@ def scenario_fallback():
         warn = [x for x in gw.log_lines() if "io_uring egress unavailable" in x["msg"]]
         check(len(warn) == 1 and warn[0]["level"] == "warn", f"fallback log lines: {warn}")
         check("Operation not permitted" in warn[0]["msg"], f"reason not logged: {warn[0]}")
+        igmp = [x for x in gw.log_lines() if "force_igmp_version" in x["msg"]]
+        check(len(igmp) == 1 and igmp[0]["level"] == "warn", f"IGMP warning: {igmp}")
         for s in rx.socks.values():
             s.close()
         log(f"fallback (io={io}): sendmmsg under seccomp, 500 messages, one warning")
+    # A budget the interface MTU cannot carry unfragmented is refused at start (exit 1).
+    run("ip", "link", "set", IFACE, "mtu", "1400")
+    cfg_path = os.path.join(tempfile.mkdtemp(prefix="gwtest"), "gw.json")
+    with open(cfg_path, "w") as f:
+        json.dump(base_config(), f)
+    r = subprocess.run([GATEWAY, "--config", cfg_path], capture_output=True, text=True, timeout=10)
+    check(r.returncode == 1 and "exceeds the MTU 1400" in r.stderr,
+          f"budget over MTU: exit {r.returncode}, {r.stderr}")
+    run("ip", "link", "set", IFACE, "mtu", "1500")
 
 
 SCENARIOS = {
