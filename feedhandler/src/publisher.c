@@ -43,7 +43,7 @@ struct mdfeed_pub {
     int terminal; /* error that closed the client for good */
     uint32_t failures;
     uint64_t delay_ms;
-    uint64_t deadline;  /* P_WAIT: reconnect at; P_CONNECTING/P_LOGIN: give up at */
+    uint64_t deadline; /* P_WAIT: reconnect at; P_CONNECTING/P_LOGIN: give up at */
     uint64_t last_rx, last_tx;
 
     uint8_t ctl[64]; /* the login request, written before any data */
@@ -146,7 +146,7 @@ static void connection_lost(mdfeed_pub_t *pub, int err)
     }
     pub->deadline = now_ms() + pub->delay_ms;
     pub->delay_ms = pub->delay_ms * 2 > pub->cfg.reconnect_max_ms ? pub->cfg.reconnect_max_ms
-                                                                   : pub->delay_ms * 2;
+                                                                  : pub->delay_ms * 2;
     set_state(pub, P_WAIT, err);
 }
 
@@ -243,8 +243,7 @@ static void read_socket(mdfeed_pub_t *pub)
         }
         pub->last_rx = now_ms();
         int rc = mdfeed_soup_parser_feed(&pub->parser, buf, (size_t)n, on_frame, pub);
-        if (rc == MDFEED_EREJECTED_AUTH || rc == MDFEED_EREJECTED_SESSION ||
-            rc == MDFEED_EENDED) {
+        if (rc == MDFEED_EREJECTED_AUTH || rc == MDFEED_EREJECTED_SESSION || rc == MDFEED_EENDED) {
             close_for_good(pub, rc);
             return;
         }
@@ -377,9 +376,9 @@ int mdfeed_pub_dispatch(mdfeed_pub_t *pub)
     if (pub->fd >= 0 && pub->state != P_CONNECTING && pub->out_off < pub->out_len &&
         pub->state == P_READY)
         write_socket(pub); /* a heartbeat just queued */
-    bool want_out = pub->state == P_CONNECTING || pub->ctl_off < pub->ctl_len ||
-                    ((pub->state == P_READY || pub->state == P_LOGOUT) &&
-                     pub->out_off < pub->out_len);
+    bool want_out =
+        pub->state == P_CONNECTING || pub->ctl_off < pub->ctl_len ||
+        ((pub->state == P_READY || pub->state == P_LOGOUT) && pub->out_off < pub->out_len);
     set_events(pub, EPOLLIN | (want_out ? EPOLLOUT : 0));
     pub->st.buffered = pub->out_len - pub->out_off;
     return pub->state == P_CLOSED ? pub->terminal : 0;

@@ -103,6 +103,8 @@ const char *mdfeed_loss_reason_str(mdfeed_loss_reason_t reason)
         return "no-server";
     case MDFEED_LOSS_RETRIES:
         return "retries-exhausted";
+    case MDFEED_LOSS_HOLD_FULL:
+        return "hold-full";
     }
     return "unknown";
 }
@@ -260,8 +262,12 @@ static int open_line(mdfeed_sub_t *sub, int line, const char *group, int ifindex
         return -errno;
     int want = sub->cfg.rcvbuf, got = 0;
     socklen_t gl = sizeof(got);
-    if (setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &want, sizeof(want)) == 0 &&
-        getsockopt(fd, SOL_SOCKET, SO_RCVBUF, &got, &gl) == 0 && got / 2 < want) {
+    /* SO_RCVBUFFORCE passes net.core.rmem_max when we may (CAP_NET_ADMIN); else the plain
+     * option, capped by rmem_max, and a warning when the cap bites: bursts overflow a small
+     * buffer and show up as gaps. */
+    if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &want, sizeof(want)) != 0)
+        (void)setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &want, sizeof(want));
+    if (getsockopt(fd, SOL_SOCKET, SO_RCVBUF, &got, &gl) == 0 && got / 2 < want) {
         char text[160];
         snprintf(text, sizeof(text),
                  "line %c: SO_RCVBUF %d granted %d bytes (raise net.core.rmem_max)", 'A' + line,
@@ -269,8 +275,8 @@ static int open_line(mdfeed_sub_t *sub, int line, const char *group, int ifindex
         warn(sub, MDFEED_WARN_RCVBUF, text);
     }
     /* Binding to the group (not INADDR_ANY) keeps other groups on the same port out. */
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(port),
-                             .sin_addr.s_addr = htonl(addr)};
+    struct sockaddr_in sa = {
+        .sin_family = AF_INET, .sin_port = htons(port), .sin_addr.s_addr = htonl(addr)};
     if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
         return -errno;
     struct ip_mreqn *m = &sub->mreq[line];
@@ -289,8 +295,8 @@ static int open_server(mdfeed_sub_t *sub, const char *spec)
     int rc = mdfeed_addr_parse(spec, &addr, &port);
     if (rc)
         return rc;
-    sub->server = (struct sockaddr_in){.sin_family = AF_INET, .sin_port = htons(port),
-                                       .sin_addr.s_addr = htonl(addr)};
+    sub->server = (struct sockaddr_in){
+        .sin_family = AF_INET, .sin_port = htons(port), .sin_addr.s_addr = htonl(addr)};
     /* Not connected: a server may answer from another socket than the one it listens on. */
     int fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0)
@@ -508,13 +514,13 @@ static void request_filled(mdfeed_sub_t *sub, uint64_t seq)
     request_done(sub, r);
 }
 
-static void deliver(mdfeed_sub_t *sub, uint64_t seq, const uint8_t *msg, uint16_t len, int line,
-                    uint64_t rx_ns)
+static inline void deliver(mdfeed_sub_t *sub, uint64_t seq, const uint8_t *msg, uint16_t len,
+                           int line, uint64_t rx_ns)
 {
     sub->st.messages++;
     if (sub->cb.on_message) {
-        mdfeed_msg_t m = {.seq = seq, .data = msg, .len = len, .line = (uint8_t)line,
-                          .rx_ns = rx_ns};
+        mdfeed_msg_t m = {
+            .seq = seq, .data = msg, .len = len, .line = (uint8_t)line, .rx_ns = rx_ns};
         sub->cb.on_message(sub->cb.data, &m);
     }
 }
@@ -561,6 +567,37 @@ static void drain(mdfeed_sub_t *sub)
         extend_missing(sub, sub->beyond_seen, 0);
 }
 
+/* Moves next_seq up to `target` at once: held messages are delivered, everything else below
+ * the target is declared lost (MDFEED_LOSS_HOLD_FULL). */
+static void force_advance(mdfeed_sub_t *sub, uint64_t target)
+{
+    while (sub->next_seq < target) {
+        slot_t *sl = slot_of(sub, sub->next_seq);
+        if (sub->next_seq <= sub->high_seen && sl->state == SLOT_HELD) {
+            sub->st.held--;
+            deliver(sub, sub->next_seq, sl->msg, sl->len, sl->line, sl->rx_ns);
+            reset_slot(sl);
+            sub->next_seq++;
+            continue;
+        }
+        uint64_t first = sub->next_seq, n = 0;
+        while (first + n < target) {
+            slot_t *l = slot_of(sub, first + n);
+            if (first + n <= sub->high_seen && l->state == SLOT_HELD)
+                break;
+            if (first + n <= sub->high_seen)
+                reset_slot(l);
+            n++;
+        }
+        sub->next_seq += n;
+        sub->st.lost += n;
+        if (sub->cb.on_loss)
+            sub->cb.on_loss(sub->cb.data, first, n, MDFEED_LOSS_HOLD_FULL);
+    }
+    if (sub->high_seen < sub->next_seq - 1)
+        sub->high_seen = sub->next_seq - 1;
+}
+
 static void accept_message(mdfeed_sub_t *sub, uint64_t seq, const uint8_t *msg, uint16_t len,
                            int line, uint64_t rx_ns, uint64_t now)
 {
@@ -570,6 +607,11 @@ static void accept_message(mdfeed_sub_t *sub, uint64_t seq, const uint8_t *msg, 
     }
     if (seq > sub->beyond_seen)
         sub->beyond_seen = seq;
+    if (seq > window_end(sub) && !sub->has_server) {
+        /* Nothing can fill the gap at the front, so waiting longer only discards what did
+         * arrive: give up the front now and keep this message. */
+        force_advance(sub, seq - sub->cap + 1);
+    }
     if (seq > window_end(sub)) {
         /* Holding it would pass max_held: drop it; it is re-requested once the window
          * reaches it, or declared lost then. */
@@ -596,7 +638,8 @@ static void accept_message(mdfeed_sub_t *sub, uint64_t seq, const uint8_t *msg, 
         sub->high_seen = seq;
     if (seq == sub->next_seq) {
         /* In order: deliver straight from the receive buffer, no copy. */
-        sl->state = SLOT_EMPTY;
+        if (sl->state != SLOT_EMPTY)
+            sl->state = SLOT_EMPTY;
         deliver(sub, seq, msg, len, line, rx_ns);
         sub->next_seq++;
         drain(sub);
@@ -678,6 +721,30 @@ static void handle_datagram(mdfeed_sub_t *sub, int line, const uint8_t *buf, siz
         const uint8_t *msg;
         uint16_t mlen;
         uint64_t seq;
+        if (pkt.hdr.seq + pkt.hdr.count <= sub->next_seq) {
+            /* The other line's copy of a packet already delivered (half of all traffic with
+             * A and B): nothing in it is new. */
+            sub->st.duplicates += pkt.hdr.count;
+            return;
+        }
+        if (pkt.hdr.seq == sub->next_seq && sub->high_seen < sub->next_seq && !sub->has_end) {
+            /* The common case: the next packet in order and nothing held or missing. Every
+             * slot is EMPTY then, so the window is not touched at all. The packet was
+             * validated whole by mdfeed_mold_decode(), so the blocks are walked unchecked. */
+            const uint8_t *p = pkt.blocks;
+            seq = pkt.hdr.seq;
+            for (uint16_t i = 0; i < pkt.hdr.count; i++, seq++) {
+                mlen = mdfeed_get_be16(p);
+                deliver(sub, seq, p + MDFEED_MOLD_BLOCK_HDR_LEN, mlen, line, rx_ns);
+                p += MDFEED_MOLD_BLOCK_HDR_LEN + mlen;
+            }
+            sub->next_seq = pkt.hdr.seq + pkt.hdr.count;
+            sub->high_seen = sub->next_seq - 1;
+            if (sub->beyond_seen < sub->high_seen)
+                sub->beyond_seen = sub->high_seen;
+            sub->st.first_arrivals[line] += pkt.hdr.count;
+            return;
+        }
         mdfeed_mold_iter_init(&it, &pkt);
         while (!sub->ended && mdfeed_mold_iter_next(&it, &msg, &mlen, &seq))
             accept_message(sub, seq, msg, mlen, line, rx_ns, now);
@@ -702,8 +769,7 @@ static void send_request(mdfeed_sub_t *sub, uint64_t first, uint64_t count)
     sub->st.requests_sent++;
 }
 
-static void mark_range(mdfeed_sub_t *sub, uint64_t first, uint64_t n, uint8_t state,
-                       uint8_t reason)
+static void mark_range(mdfeed_sub_t *sub, uint64_t first, uint64_t n, uint8_t state, uint8_t reason)
 {
     for (uint64_t s = first; s < first + n; s++) {
         slot_t *sl = slot_of(sub, s);
@@ -718,7 +784,10 @@ static bool start_request(mdfeed_sub_t *sub, uint64_t first, uint64_t n, uint64_
         request_t *r = &sub->reqs[i];
         if (r->active)
             continue;
-        *r = (request_t){.active = true, .first = first, .count = n, .remaining = n,
+        *r = (request_t){.active = true,
+                         .first = first,
+                         .count = n,
+                         .remaining = n,
                          .attempts = 1,
                          .deadline = now + (uint64_t)sub->cfg.request_timeout_ms * 1000000u};
         sub->outstanding++;
@@ -795,8 +864,7 @@ static void check_requests(mdfeed_sub_t *sub, uint64_t now)
             continue;
         uint64_t lo = NEVER, hi = 0, missing = 0;
         for (uint64_t s = r->first; s < r->first + r->count; s++) {
-            if (s < sub->next_seq || s > sub->high_seen ||
-                slot_of(sub, s)->state != SLOT_REQUESTED)
+            if (s < sub->next_seq || s > sub->high_seen || slot_of(sub, s)->state != SLOT_REQUESTED)
                 continue;
             lo = s < lo ? s : lo;
             hi = s;
@@ -808,8 +876,8 @@ static void check_requests(mdfeed_sub_t *sub, uint64_t now)
             /* Back off exponentially so a struggling server is not flooded. */
             r->attempts++;
             r->remaining = missing;
-            r->deadline = now + ((uint64_t)sub->cfg.request_timeout_ms * 1000000u
-                                 << (r->attempts - 1));
+            r->deadline =
+                now + ((uint64_t)sub->cfg.request_timeout_ms * 1000000u << (r->attempts - 1));
             send_request(sub, lo, hi - lo + 1);
         } else {
             for (uint64_t s = lo; s <= hi; s++)
@@ -875,7 +943,7 @@ static int recv_line(mdfeed_sub_t *sub, int line)
 {
     int fd = sub->fds[line];
     unsigned batch = sub->cfg.recv_batch;
-    for (int round = 0; round < ROUNDS_PER_DISPATCH && !sub->ended; round++) {
+    for (int round = 0; round < ROUNDS_PER_DISPATCH; round++) {
         for (unsigned i = 0; i < batch; i++) {
             struct msghdr *h = &sub->mmsg[i].msg_hdr;
             h->msg_control = sub->ctrl + (size_t)i * CTRL_LEN;
@@ -904,8 +972,8 @@ static int recv_line(mdfeed_sub_t *sub, int line)
 
 int mdfeed_sub_dispatch(mdfeed_sub_t *sub)
 {
-    if (sub->ended)
-        return MDFEED_EENDED;
+    /* After the end the sockets are still drained (and the packets ignored), so that a
+     * level-triggered loop that keeps watching the fd does not spin. */
     uint64_t before = sub->st.messages + sub->st.lost;
     for (int line = 0; line < NLINES; line++) {
         if (sub->fds[line] < 0)

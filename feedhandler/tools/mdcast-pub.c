@@ -54,19 +54,18 @@ static uint64_t real_ns(void)
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "usage: mdcast-pub --connect HOST:PORT [options]\n"
-            "  --user NAME --password PW  SoupBinTCP login (<= 6 / <= 10 characters)\n"
-            "  --session NAME           requested session (default: the current one)\n"
-            "  --count N                messages to send [1000; with --itch: whole file]\n"
-            "  --rate MSGS_PER_S        pace the messages (0 = as fast as possible)\n"
-            "  --size BYTES             generated message size [32]\n"
-            "  --timestamps             send benchmark messages carrying the send time\n"
-            "  --itch FILE              replay an ITCH 5.0 file (plain or gzip)\n"
-            "  --speed X                pace --itch by its timestamps, X times real time\n"
-            "  --timeout SECONDS        give up after this long [300]\n"
-            "  --json                   a JSON summary object as the last stdout line\n"
-            "exit: 0 sent, 1 error, 2 usage, 3 login rejected\n");
+    fprintf(f, "usage: mdcast-pub --connect HOST:PORT [options]\n"
+               "  --user NAME --password PW  SoupBinTCP login (<= 6 / <= 10 characters)\n"
+               "  --session NAME           requested session (default: the current one)\n"
+               "  --count N                messages to send [1000; with --itch: whole file]\n"
+               "  --rate MSGS_PER_S        pace the messages (0 = as fast as possible)\n"
+               "  --size BYTES             generated message size [32]\n"
+               "  --timestamps             send benchmark messages carrying the send time\n"
+               "  --itch FILE              replay an ITCH 5.0 file (plain or gzip)\n"
+               "  --speed X                pace --itch by its timestamps, X times real time\n"
+               "  --timeout SECONDS        give up after this long [300]\n"
+               "  --json                   a JSON summary object as the last stdout line\n"
+               "exit: 0 sent, 1 error, 2 usage, 3 login rejected\n");
 }
 
 static bool parse_u64(const char *s, uint64_t *out)
@@ -174,13 +173,13 @@ static int exit_for(int rc)
 int main(int argc, char **argv)
 {
     static const struct option lopts[] = {
-        {"connect", required_argument, 0, 'C'}, {"user", required_argument, 0, 'u'},
+        {"connect", required_argument, 0, 'C'},  {"user", required_argument, 0, 'u'},
         {"password", required_argument, 0, 'p'}, {"session", required_argument, 0, 'S'},
-        {"count", required_argument, 0, 'c'},   {"rate", required_argument, 0, 'r'},
-        {"size", required_argument, 0, 'z'},    {"timestamps", no_argument, 0, 'T'},
-        {"itch", required_argument, 0, 'I'},    {"speed", required_argument, 0, 'x'},
-        {"timeout", required_argument, 0, 't'}, {"json", no_argument, 0, 'j'},
-        {"help", no_argument, 0, 'h'},          {0, 0, 0, 0}};
+        {"count", required_argument, 0, 'c'},    {"rate", required_argument, 0, 'r'},
+        {"size", required_argument, 0, 'z'},     {"timestamps", no_argument, 0, 'T'},
+        {"itch", required_argument, 0, 'I'},     {"speed", required_argument, 0, 'x'},
+        {"timeout", required_argument, 0, 't'},  {"json", no_argument, 0, 'j'},
+        {"help", no_argument, 0, 'h'},           {0, 0, 0, 0}};
     opts_t o = {.size = 32, .timeout_s = 300};
     mdfeed_pub_config_t cfg = {0};
     bool count_set = false;
@@ -188,10 +187,18 @@ int main(int argc, char **argv)
     int c, idx = 0;
     while ((c = getopt_long(argc, argv, "", lopts, &idx)) != -1) {
         switch (c) {
-        case 'C': cfg.connect = optarg; break;
-        case 'u': cfg.username = optarg; break;
-        case 'p': cfg.password = optarg; break;
-        case 'S': cfg.session = optarg; break;
+        case 'C':
+            cfg.connect = optarg;
+            break;
+        case 'u':
+            cfg.username = optarg;
+            break;
+        case 'p':
+            cfg.password = optarg;
+            break;
+        case 'S':
+            cfg.session = optarg;
+            break;
         case 'c':
             if (!parse_u64(optarg, &o.count))
                 goto bad;
@@ -206,8 +213,12 @@ int main(int argc, char **argv)
                 goto bad;
             o.size = (size_t)v;
             break;
-        case 'T': o.timestamps = true; break;
-        case 'I': o.itch = optarg; break;
+        case 'T':
+            o.timestamps = true;
+            break;
+        case 'I':
+            o.itch = optarg;
+            break;
         case 'x':
             if (!parse_double(optarg, &o.speed))
                 goto bad;
@@ -216,9 +227,15 @@ int main(int argc, char **argv)
             if (!parse_double(optarg, &o.timeout_s) || o.timeout_s <= 0)
                 goto bad;
             break;
-        case 'j': o.json = true; break;
-        case 'h': usage(stdout); return 0;
-        default: usage(stderr); return 2;
+        case 'j':
+            o.json = true;
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
         }
         continue;
     bad:

@@ -60,20 +60,19 @@ static uint64_t real_ns(void)
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "usage: mdfeed-tap --group A.B.C.D:PORT --interface IF|IPV4 [options]\n"
-            "  --group-b A.B.C.D:PORT   line B (same packets; first arrival wins)\n"
-            "  --retransmit A.B.C.D:PORT  re-request server for gap recovery\n"
-            "  --session NAME           expected MoldUDP64 session (default: first seen)\n"
-            "  --start-seq N            start from sequence N (older ones re-requested)\n"
-            "  --gap-timeout MS         wait for the other line before re-requesting [20]\n"
-            "  --count N                stop after N messages (0 = no limit)\n"
-            "  --timeout SECONDS        stop after this long (0 = no limit)\n"
-            "  --format text|itch|hex|none  how each message is printed [text]\n"
-            "  --stats SECONDS          print interval statistics every SECONDS\n"
-            "  --latency                one-way latency of mdcast-pub --timestamps messages\n"
-            "  --json                   a JSON summary object as the last stdout line\n"
-            "exit: 0 done, 1 error or --count not reached in --timeout, 2 usage, 3 loss\n");
+    fprintf(f, "usage: mdfeed-tap --group A.B.C.D:PORT --interface IF|IPV4 [options]\n"
+               "  --group-b A.B.C.D:PORT   line B (same packets; first arrival wins)\n"
+               "  --retransmit A.B.C.D:PORT  re-request server for gap recovery\n"
+               "  --session NAME           expected MoldUDP64 session (default: first seen)\n"
+               "  --start-seq N            start from sequence N (older ones re-requested)\n"
+               "  --gap-timeout MS         wait for the other line before re-requesting [20]\n"
+               "  --count N                stop after N messages (0 = no limit)\n"
+               "  --timeout SECONDS        stop after this long (0 = no limit)\n"
+               "  --format text|itch|hex|none  how each message is printed [text]\n"
+               "  --stats SECONDS          print interval statistics every SECONDS\n"
+               "  --latency                one-way latency of mdcast-pub --timestamps messages\n"
+               "  --json                   a JSON summary object as the last stdout line\n"
+               "exit: 0 done, 1 error or --count not reached in --timeout, 2 usage, 3 loss\n");
 }
 
 static void print_escaped(const uint8_t *p, size_t n)
@@ -127,7 +126,7 @@ static void on_message(void *data, const mdfeed_msg_t *m)
         record_latency(t, m);
     switch (t->format) {
     case FMT_TEXT:
-        printf("%" PRIu64 " %c %u ", m->seq, "ABR"[m->line], m->len);
+        printf("%" PRIu64 " %c %u ", m->seq, "ABR"[m->line], m -> len);
         print_escaped(m->data, m->len);
         putchar('\n');
         break;
@@ -162,15 +161,14 @@ static void on_gap(void *data, uint64_t first, uint64_t count)
 static void on_recovered(void *data, uint64_t first, uint64_t count)
 {
     (void)data;
-    fprintf(stderr, "mdfeed-tap: recovered: %" PRIu64 " messages from %" PRIu64 "\n", count,
-            first);
+    fprintf(stderr, "mdfeed-tap: recovered: %" PRIu64 " messages from %" PRIu64 "\n", count, first);
 }
 
 static void on_loss(void *data, uint64_t first, uint64_t count, mdfeed_loss_reason_t reason)
 {
     (void)data;
-    fprintf(stderr, "mdfeed-tap: LOST: %" PRIu64 " messages from %" PRIu64 " (%s)\n", count,
-            first, mdfeed_loss_reason_str(reason));
+    fprintf(stderr, "mdfeed-tap: LOST: %" PRIu64 " messages from %" PRIu64 " (%s)\n", count, first,
+            mdfeed_loss_reason_str(reason));
 }
 
 static void on_end(void *data, uint64_t next_seq)
@@ -244,15 +242,21 @@ static void print_interval(interval_t *iv, const mdfeed_sub_stats_t *st, uint64_
 
 int main(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"group", required_argument, 0, 'g'},      {"group-b", required_argument, 0, 'b'},
-        {"interface", required_argument, 0, 'i'},  {"retransmit", required_argument, 0, 'r'},
-        {"session", required_argument, 0, 'S'},    {"start-seq", required_argument, 0, 'q'},
-        {"gap-timeout", required_argument, 0, 'G'}, {"count", required_argument, 0, 'c'},
-        {"timeout", required_argument, 0, 't'},    {"format", required_argument, 0, 'f'},
-        {"stats", required_argument, 0, 's'},      {"latency", no_argument, 0, 'l'},
-        {"json", no_argument, 0, 'j'},             {"help", no_argument, 0, 'h'},
-        {0, 0, 0, 0}};
+    static const struct option opts[] = {{"group", required_argument, 0, 'g'},
+                                         {"group-b", required_argument, 0, 'b'},
+                                         {"interface", required_argument, 0, 'i'},
+                                         {"retransmit", required_argument, 0, 'r'},
+                                         {"session", required_argument, 0, 'S'},
+                                         {"start-seq", required_argument, 0, 'q'},
+                                         {"gap-timeout", required_argument, 0, 'G'},
+                                         {"count", required_argument, 0, 'c'},
+                                         {"timeout", required_argument, 0, 't'},
+                                         {"format", required_argument, 0, 'f'},
+                                         {"stats", required_argument, 0, 's'},
+                                         {"latency", no_argument, 0, 'l'},
+                                         {"json", no_argument, 0, 'j'},
+                                         {"help", no_argument, 0, 'h'},
+                                         {0, 0, 0, 0}};
     mdfeed_sub_config_t cfg;
     mdfeed_sub_config_init(&cfg);
     tap_t t = {.format = FMT_TEXT};
@@ -261,11 +265,21 @@ int main(int argc, char **argv)
     int o, idx = 0;
     while ((o = getopt_long(argc, argv, "", opts, &idx)) != -1) {
         switch (o) {
-        case 'g': cfg.group_a = optarg; break;
-        case 'b': cfg.group_b = optarg; break;
-        case 'i': cfg.interface = optarg; break;
-        case 'r': cfg.retransmit = optarg; break;
-        case 'S': cfg.session = optarg; break;
+        case 'g':
+            cfg.group_a = optarg;
+            break;
+        case 'b':
+            cfg.group_b = optarg;
+            break;
+        case 'i':
+            cfg.interface = optarg;
+            break;
+        case 'r':
+            cfg.retransmit = optarg;
+            break;
+        case 'S':
+            cfg.session = optarg;
+            break;
         case 'q':
             if (!parse_u64(optarg, &cfg.start_seq) || cfg.start_seq == 0)
                 goto bad;
@@ -299,10 +313,18 @@ int main(int argc, char **argv)
             else
                 goto bad;
             break;
-        case 'l': t.latency = true; break;
-        case 'j': t.json = true; break;
-        case 'h': usage(stdout); return 0;
-        default: usage(stderr); return 2;
+        case 'l':
+            t.latency = true;
+            break;
+        case 'j':
+            t.json = true;
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
         }
         continue;
     bad:
@@ -315,9 +337,13 @@ int main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
-    mdfeed_sub_callbacks_t cbs = {.data = &t, .on_message = on_message, .on_gap = on_gap,
-                                  .on_recovered = on_recovered, .on_loss = on_loss,
-                                  .on_end = on_end, .on_warning = on_warning};
+    mdfeed_sub_callbacks_t cbs = {.data = &t,
+                                  .on_message = on_message,
+                                  .on_gap = on_gap,
+                                  .on_recovered = on_recovered,
+                                  .on_loss = on_loss,
+                                  .on_end = on_end,
+                                  .on_warning = on_warning};
     int rc = mdfeed_sub_new(&t.sub, &cfg, &cbs);
     if (rc) {
         fprintf(stderr, "mdfeed-tap: cannot subscribe to %s on %s: %s\n", cfg.group_a,
@@ -383,8 +409,8 @@ int main(int argc, char **argv)
             ") in %.3f s; packets %" PRIu64 ", duplicates %" PRIu64 ", gaps %" PRIu64
             ", recovered %" PRIu64 ", lost %" PRIu64 ", malformed %" PRIu64
             ", wrong session %" PRIu64 "\n",
-            t.received, t.first_seq, t.last_seq, (double)elapsed / 1e9, st.packets,
-            st.duplicates, st.gaps, st.recovered, st.lost, st.malformed, st.wrong_session);
+            t.received, t.first_seq, t.last_seq, (double)elapsed / 1e9, st.packets, st.duplicates,
+            st.gaps, st.recovered, st.lost, st.malformed, st.wrong_session);
     uint64_t p50 = 0, p99 = 0, p999 = 0, pmax = 0;
     if (t.latency && t.nlat) {
         qsort(t.lat, t.nlat, sizeof(*t.lat), cmp_u64);
@@ -403,8 +429,8 @@ int main(int argc, char **argv)
                ",\"packets\":%" PRIu64 ",\"duplicates\":%" PRIu64 ",\"gaps\":%" PRIu64
                ",\"recovered\":%" PRIu64 ",\"lost\":%" PRIu64 ",\"malformed\":%" PRIu64
                ",\"wrong_session\":%" PRIu64 ",\"requests_sent\":%" PRIu64
-               ",\"first_arrivals\":{\"a\":%" PRIu64 ",\"b\":%" PRIu64
-               ",\"retransmit\":%" PRIu64 "},\"ended\":%s,\"elapsed_s\":%.6f",
+               ",\"first_arrivals\":{\"a\":%" PRIu64 ",\"b\":%" PRIu64 ",\"retransmit\":%" PRIu64
+               "},\"ended\":%s,\"elapsed_s\":%.6f",
                t.received, t.first_seq, t.last_seq, st.packets, st.duplicates, st.gaps,
                st.recovered, st.lost, st.malformed, st.wrong_session, st.requests_sent,
                st.first_arrivals[0], st.first_arrivals[1], st.first_arrivals[2],

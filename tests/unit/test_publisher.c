@@ -13,9 +13,9 @@
 #define NMSG 20000
 
 typedef struct {
-    uint64_t next;      /* counter expected in the next message */
+    uint64_t next; /* counter expected in the next message */
     uint64_t received;
-    uint64_t bad;       /* messages out of order or with wrong content */
+    uint64_t bad; /* messages out of order or with wrong content */
 } check_t;
 
 static size_t make_msg(uint64_t i, uint8_t *out)
@@ -61,8 +61,7 @@ static void *serve_until_logout(void *arg)
 static const mdfeed_pub_callbacks_t cbs = {.on_state = on_state};
 
 /* Runs the client and the server side by side for `ms`, or until `*flag` >= want. */
-static void pump(mdfeed_pub_t *pub, soup_server_t *srv, int ms, const uint64_t *flag,
-                 uint64_t want)
+static void pump(mdfeed_pub_t *pub, soup_server_t *srv, int ms, const uint64_t *flag, uint64_t want)
 {
     uint64_t end = soup_server_now_ms() + (uint64_t)ms;
     while (soup_server_now_ms() < end) {

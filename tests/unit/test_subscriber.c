@@ -97,7 +97,8 @@ static void net_init(net_t *n, const char *session, bool with_server)
         n->srv = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK, 0);
         ASSERT(n->srv >= 0);
         n->srv_port = next_port++;
-        struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(n->srv_port),
+        struct sockaddr_in sa = {.sin_family = AF_INET,
+                                 .sin_port = htons(n->srv_port),
                                  .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
         ASSERT_EQ(bind(n->srv, (struct sockaddr *)&sa, sizeof(sa)), 0);
     }
@@ -267,10 +268,13 @@ static void on_warning(void *data, int code, const char *text)
         s->warnings[code]++;
 }
 
-static const mdfeed_sub_callbacks_t callbacks = {
-    .on_message = on_message, .on_gap = on_gap, .on_recovered = on_recovered,
-    .on_loss = on_loss, .on_heartbeat = on_heartbeat, .on_end = on_end,
-    .on_warning = on_warning};
+static const mdfeed_sub_callbacks_t callbacks = {.on_message = on_message,
+                                                 .on_gap = on_gap,
+                                                 .on_recovered = on_recovered,
+                                                 .on_loss = on_loss,
+                                                 .on_heartbeat = on_heartbeat,
+                                                 .on_end = on_end,
+                                                 .on_warning = on_warning};
 
 typedef struct {
     net_t net;
@@ -513,12 +517,16 @@ static void test_reordering_and_duplicates(void)
     static const uint64_t order[] = {1, 21, 11, 41, 31, 31, 1, 51, 51, 11};
     for (size_t i = 0; i < sizeof(order) / sizeof(order[0]); i++)
         send_data(&f.net, 0, order[i], 10);
-    want_seq = 60;
+    /* Packets that overlap what was delivered and what is held: only the new part counts. */
+    send_data(&f.net, 0, 71, 10);
+    send_data(&f.net, 0, 55, 10); /* 55..60 delivered already, 61..64 new */
+    send_data(&f.net, 0, 63, 10); /* 63..64 just delivered, 65..70 new, 71..72 held */
+    want_seq = 80;
     ASSERT(pump_until(&f, reached, 0, 1000));
-    expect_all_once(f.sink, 1, 60);
+    expect_all_once(f.sink, 1, 80);
     mdfeed_sub_stats_t st;
     mdfeed_sub_stats(f.sub, &st);
-    ASSERT_UEQ(st.duplicates, 40);
+    ASSERT_UEQ(st.duplicates, 40 + 6 + 2 + 2);
     ASSERT_UEQ(st.gaps, 0);
     ASSERT_UEQ(st.held, 0);
     fixture_close(&f);
@@ -536,9 +544,9 @@ static void test_malformed_and_wrong_session(void)
     uint8_t buf[1500];
     send_data(&f.net, 0, 1, 5);
     size_t len = build_packet(f.net.session, 6, 5, buf, sizeof(buf));
-    send_raw(&f.net, 0, buf, len - 3);           /* last block cut short */
-    send_raw(&f.net, 0, buf, 7);                 /* shorter than a header */
-    buf[19] = 9;                                 /* count says 9, 5 blocks follow */
+    send_raw(&f.net, 0, buf, len - 3); /* last block cut short */
+    send_raw(&f.net, 0, buf, 7);       /* shorter than a header */
+    buf[19] = 9;                       /* count says 9, 5 blocks follow */
     send_raw(&f.net, 0, buf, len);
     mdfeed_mold_header_encode(buf, f.net.session, 6, MDFEED_MOLD_COUNT_END);
     buf[20] = 'x'; /* end of session with a payload */
@@ -578,8 +586,8 @@ static void test_end_of_session(void)
             if (!with_gap || seq != 91)
                 send_data(&f.net, 0, seq, 10);
         send_header(&f.net, 0, 101, 0);                     /* heartbeat */
-        send_header(&f.net, 0, 101, MDFEED_MOLD_COUNT_END);  /* end of session */
-        send_data(&f.net, 0, 101, 10);                       /* after the end: ignored */
+        send_header(&f.net, 0, 101, MDFEED_MOLD_COUNT_END); /* end of session */
+        send_data(&f.net, 0, 101, 10);                      /* after the end: ignored */
         ASSERT(pump_until(&f, is_ended, 0, 2000));
         ASSERT_UEQ(f.sink->end_seq, 101);
         ASSERT_EQ(mdfeed_sub_dispatch(f.sub), MDFEED_EENDED);
@@ -588,6 +596,18 @@ static void test_end_of_session(void)
         ASSERT_UEQ(f.sink->lost_msgs, with_gap ? 10 : 0);
         ASSERT_UEQ(f.sink->delivered[101], 0);
         ASSERT(f.sink->heartbeats >= 1);
+        /* Packets after the end are drained and ignored: the fd does not stay readable. */
+        mdfeed_sub_stats_t st;
+        mdfeed_sub_stats(f.sub, &st);
+        send_data(&f.net, 0, 111, 10);
+        struct epoll_event ev;
+        ASSERT_EQ(epoll_wait(mdfeed_sub_fd(f.sub), &ev, 1, 1000), 1);
+        ASSERT_EQ(mdfeed_sub_dispatch(f.sub), MDFEED_EENDED);
+        ASSERT_EQ(epoll_wait(mdfeed_sub_fd(f.sub), &ev, 1, 0), 0);
+        uint64_t packets = st.packets;
+        mdfeed_sub_stats(f.sub, &st);
+        ASSERT_UEQ(st.packets, packets + 1);
+        ASSERT_UEQ(f.sink->count, with_gap ? 90 : 100);
         fixture_close(&f);
     }
 }
@@ -637,6 +657,27 @@ static void test_hold_bound(void)
     ASSERT(st.overflow_dropped > 0);
     ASSERT_UEQ(st.lost, 0);
     ASSERT_EQ(f.sink->warnings[MDFEED_WARN_OVERFLOW], 1);
+    fixture_close(&f);
+
+    /* Without a server nothing can fill the gap: it is given up as soon as the window is
+     * full, and every message that did arrive is delivered. */
+    fixture_init(&f, "SESS1", false);
+    f.cfg.group_b = NULL;
+    f.cfg.max_held = 16;
+    f.cfg.gap_timeout_ms = 5000; /* far longer than the test: the bound acts, not the timer */
+    fixture_open(&f);
+    for (uint64_t seq = 1; seq <= 220; seq += 10)
+        if (seq != 11)
+            send_data(&f.net, 0, seq, 10);
+    want_seq = 220;
+    ASSERT(pump_until(&f, reached, 0, 2000));
+    expect_all_once(f.sink, 1, 10);
+    expect_all_once(f.sink, 21, 220);
+    ASSERT_UEQ(f.sink->lost_msgs, 10);
+    ASSERT_EQ(f.sink->last_reason, MDFEED_LOSS_HOLD_FULL);
+    mdfeed_sub_stats(f.sub, &st);
+    ASSERT_UEQ(st.overflow_dropped, 0);
+    ASSERT_UEQ(st.held, 0);
     fixture_close(&f);
 }
 

@@ -59,12 +59,12 @@ extern "C" {
     X(CLOSED, -10100, "handle is closed")                                                          \
     X(BAD_ADDRESS, -10101, "address is not IPV4:PORT (or HOST:PORT for a publisher)")              \
     X(NOT_MULTICAST, -10102, "group address is not an IPv4 multicast address")                     \
-    X(NO_INTERFACE, -10103, "interface: no such interface name or local IPv4 address")            \
+    X(NO_INTERFACE, -10103, "interface: no such interface name or local IPv4 address")             \
     X(BAD_CONFIG, -10104, "invalid configuration value")                                           \
-    X(REJECTED_AUTH, -10110, "SoupBinTCP login rejected: not authorized (user or password)")      \
-    X(REJECTED_SESSION, -10111, "SoupBinTCP login rejected: session not available")               \
-    X(PROTOCOL, -10112, "SoupBinTCP: peer broke the protocol (bad frame or unexpected packet)")     \
-    X(PEER_TIMEOUT, -10113, "peer silent past the heartbeat timeout")                             \
+    X(REJECTED_AUTH, -10110, "SoupBinTCP login rejected: not authorized (user or password)")       \
+    X(REJECTED_SESSION, -10111, "SoupBinTCP login rejected: session not available")                \
+    X(PROTOCOL, -10112, "SoupBinTCP: peer broke the protocol (bad frame or unexpected packet)")    \
+    X(PEER_TIMEOUT, -10113, "peer silent past the heartbeat timeout")                              \
     X(GAVE_UP, -10114, "reconnect attempts exhausted")                                             \
     X(ENDED, -10115, "session ended (end of session received or logged out)")                      \
     X(TIMEDOUT, -10116, "operation timed out")
@@ -107,11 +107,12 @@ typedef struct mdfeed_sub mdfeed_sub_t;
 
 /* Why messages were declared lost (mdfeed_sub_callbacks_t.on_loss). */
 typedef enum {
-    MDFEED_LOSS_NO_SERVER = 1,    /* gap timed out and no retransmission server is configured */
-    MDFEED_LOSS_RETRIES = 2,      /* re-requests retried with backoff and never answered */
+    MDFEED_LOSS_NO_SERVER = 1, /* gap timed out and no retransmission server is configured */
+    MDFEED_LOSS_RETRIES = 2,   /* re-requests retried with backoff and never answered */
+    MDFEED_LOSS_HOLD_FULL = 3, /* no server, and holding more would pass max_held */
 } mdfeed_loss_reason_t;
 
-/* Returns a static name for a loss reason ("no-server", "retries", ...). */
+/* Returns a static name for a loss reason ("no-server", "retries-exhausted", "hold-full"). */
 MDFEED_EXTERN const char *mdfeed_loss_reason_str(mdfeed_loss_reason_t reason);
 
 /* Where a message or packet came from. */
@@ -130,8 +131,8 @@ typedef struct {
     uint64_t seq;        /* MoldUDP64 sequence number */
     const uint8_t *data; /* message bytes */
     uint16_t len;
-    uint8_t line;        /* MDFEED_LINE_A, _B or _RETRANSMIT: which copy won */
-    uint64_t rx_ns;      /* kernel receive time (SO_TIMESTAMPNS, CLOCK_REALTIME ns); 0 if none */
+    uint8_t line;   /* MDFEED_LINE_A, _B or _RETRANSMIT: which copy won */
+    uint64_t rx_ns; /* kernel receive time (SO_TIMESTAMPNS, CLOCK_REALTIME ns); 0 if none */
 } mdfeed_msg_t;
 
 /* Callbacks; any may be NULL. `data` is mdfeed_sub_callbacks_t.data. Callbacks may call
@@ -185,16 +186,16 @@ typedef struct {
     uint64_t duplicates;        /* message copies dropped (other line, or already delivered) */
     uint64_t first_arrivals[3]; /* messages first seen on line A, B, retransmission */
     uint64_t heartbeats;
-    uint64_t malformed;         /* datagrams that failed MoldUDP64 validation or were truncated */
-    uint64_t wrong_session;     /* valid datagrams of another session */
-    uint64_t gaps;              /* gap ranges detected (after the gap timeout) */
-    uint64_t gap_messages;      /* messages in those ranges */
-    uint64_t recovered;         /* messages that arrived through re-requests */
-    uint64_t lost;              /* messages declared lost */
-    uint64_t requests_sent;     /* re-request datagrams sent (first tries and retries) */
-    uint64_t overflow_dropped;  /* messages beyond the hold window dropped (then re-requested) */
-    uint64_t held;              /* out-of-order messages held right now (a gauge) */
-    uint64_t next_seq;          /* next sequence number to deliver (0 = not yet synchronised) */
+    uint64_t malformed;        /* datagrams that failed MoldUDP64 validation or were truncated */
+    uint64_t wrong_session;    /* valid datagrams of another session */
+    uint64_t gaps;             /* gap ranges detected (after the gap timeout) */
+    uint64_t gap_messages;     /* messages in those ranges */
+    uint64_t recovered;        /* messages that arrived through re-requests */
+    uint64_t lost;             /* messages declared lost */
+    uint64_t requests_sent;    /* re-request datagrams sent (first tries and retries) */
+    uint64_t overflow_dropped; /* messages beyond the hold window dropped (then re-requested) */
+    uint64_t held;             /* out-of-order messages held right now (a gauge) */
+    uint64_t next_seq;         /* next sequence number to deliver (0 = not yet synchronised) */
 } mdfeed_sub_stats_t;
 
 /* Fills `cfg` with the defaults (all zero = defaults, so this is optional). */
@@ -219,8 +220,9 @@ MDFEED_EXTERN int mdfeed_sub_fd(const mdfeed_sub_t *sub);
 
 /* Does whatever is ready without blocking: receives up to a bounded number of batches per
  * socket, runs due timers (gap timeouts, re-request retries), and calls the callbacks.
- * Returns the number of messages delivered (>= 0), MDFEED_EENDED once the session has ended,
- * or -errno on a socket error. */
+ * Returns the number of messages delivered or declared lost (>= 0), MDFEED_EENDED once the
+ * session has ended (packets arriving after that are read and ignored), or -errno on a
+ * socket error. */
 MDFEED_EXTERN int mdfeed_sub_dispatch(mdfeed_sub_t *sub);
 
 /* Blocks, waiting on the fd and dispatching, until the session ends (returns MDFEED_EENDED),
@@ -259,16 +261,16 @@ typedef struct {
 } mdfeed_pub_callbacks_t;
 
 typedef struct {
-    const char *connect;          /* "a.b.c.d:port" or "host:port" (resolved once, at new) */
-    const char *username;         /* <= 6 characters */
-    const char *password;         /* <= 10 characters */
-    const char *session;          /* requested session, or NULL/"" for the current one */
-    uint32_t heartbeat_ms;        /* [1000] client heartbeat when nothing else was sent */
-    uint32_t timeout_ms;          /* [15000] server silence that breaks the connection */
-    uint32_t reconnect_min_ms;    /* [100] first reconnect delay; doubles per failure */
-    uint32_t reconnect_max_ms;    /* [5000] cap of the delay */
-    uint32_t reconnect_attempts;  /* [10] failures in a row before giving up (MDFEED_EGAVE_UP) */
-    uint32_t max_buffer;          /* [4 MiB] output buffer; a full one makes send return AGAIN */
+    const char *connect;         /* "a.b.c.d:port" or "host:port" (resolved once, at new) */
+    const char *username;        /* <= 6 characters */
+    const char *password;        /* <= 10 characters */
+    const char *session;         /* requested session, or NULL/"" for the current one */
+    uint32_t heartbeat_ms;       /* [1000] client heartbeat when nothing else was sent */
+    uint32_t timeout_ms;         /* [15000] server silence that breaks the connection */
+    uint32_t reconnect_min_ms;   /* [100] first reconnect delay; doubles per failure */
+    uint32_t reconnect_max_ms;   /* [5000] cap of the delay */
+    uint32_t reconnect_attempts; /* [10] failures in a row before giving up (MDFEED_EGAVE_UP) */
+    uint32_t max_buffer;         /* [4 MiB] output buffer; a full one makes send return AGAIN */
 } mdfeed_pub_config_t;
 
 typedef struct {
@@ -277,9 +279,9 @@ typedef struct {
     uint64_t writes;        /* write() calls that wrote something (coalescing shows here) */
     uint64_t heartbeats_sent;
     uint64_t heartbeats_received;
-    uint64_t connects;      /* logins accepted */
-    uint64_t reconnects;    /* connections lost and retried */
-    uint64_t buffered;      /* bytes waiting in the output buffer now (a gauge) */
+    uint64_t connects;   /* logins accepted */
+    uint64_t reconnects; /* connections lost and retried */
+    uint64_t buffered;   /* bytes waiting in the output buffer now (a gauge) */
 } mdfeed_pub_stats_t;
 
 /* Creates the client and starts connecting (non-blocking). Returns 0 and sets `*out` (free
@@ -316,14 +318,17 @@ MDFEED_EXTERN int mdfeed_pub_flush(mdfeed_pub_t *pub, int timeout_ms);
  * server to close. Returns 0 or the first error. The handle then stays CLOSED; free it. */
 MDFEED_EXTERN int mdfeed_pub_close(mdfeed_pub_t *pub, int timeout_ms);
 
+/* Returns the client's state now (CONNECTING also while waiting to reconnect). Never blocks. */
 MDFEED_EXTERN mdfeed_pub_state_t mdfeed_pub_state(const mdfeed_pub_t *pub);
+
+/* Copies the counters into `*out`. Never blocks. */
 MDFEED_EXTERN void mdfeed_pub_stats(const mdfeed_pub_t *pub, mdfeed_pub_stats_t *out);
 
 /* ---------------------------------------------------------------------------------------------
  * Benchmark message (mdcast-pub --timestamps, mdfeed-tap --latency): 4 bytes "MDTS", u64 BE
  * send time (CLOCK_REALTIME ns), u64 BE counter, then padding up to the chosen size.
  * ------------------------------------------------------------------------------------------- */
-#define MDFEED_BENCH_MAGIC "MDTS"
+#define MDFEED_BENCH_MAGIC   "MDTS"
 #define MDFEED_BENCH_MIN_LEN 20
 
 /* Writes a benchmark message of `len` (>= MDFEED_BENCH_MIN_LEN) bytes. Returns `len` or 0. */
@@ -332,7 +337,6 @@ MDFEED_EXTERN size_t mdfeed_bench_encode(void *buf, size_t len, uint64_t send_ns
 /* Returns 0 and the send time and counter if `msg` is a benchmark message, else -EINVAL. */
 MDFEED_EXTERN int mdfeed_bench_decode(const void *msg, size_t len, uint64_t *send_ns,
                                       uint64_t *counter);
-
 
 #ifdef __cplusplus
 }

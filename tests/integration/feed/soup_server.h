@@ -47,8 +47,8 @@ static inline int soup_server_init(soup_server_t *s, uint16_t port)
         return -errno;
     int one = 1;
     setsockopt(s->lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(port),
-                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    struct sockaddr_in sa = {
+        .sin_family = AF_INET, .sin_port = htons(port), .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     socklen_t sl = sizeof(sa);
     if (bind(s->lfd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(s->lfd, 4) < 0 ||
         getsockname(s->lfd, (struct sockaddr *)&sa, &sl) < 0)
@@ -93,8 +93,9 @@ static inline int soup_server_frame(void *data, char type, const uint8_t *p, siz
                   (!s->password || !strcmp(l.password, s->password));
         if (!ok) {
             s->rejects++;
-            soup_server_send(s, out, mdfeed_soup_encode_login_rejected(
-                                         out, sizeof(out), s->reject ? s->reject : 'A'));
+            soup_server_send(
+                s, out,
+                mdfeed_soup_encode_login_rejected(out, sizeof(out), s->reject ? s->reject : 'A'));
             return 1; /* close after a reject */
         }
         mdfeed_soup_accept_t a = {.seq = 1};
@@ -143,11 +144,10 @@ static inline void soup_server_poll(soup_server_t *s)
             return;
         }
     }
-    if (s->cfd >= 0 && s->heartbeat_ms &&
-        soup_server_now_ms() - s->last_tx_ms >= s->heartbeat_ms) {
+    if (s->cfd >= 0 && s->heartbeat_ms && soup_server_now_ms() - s->last_tx_ms >= s->heartbeat_ms) {
         uint8_t out[8];
-        soup_server_send(s, out,
-                         mdfeed_soup_encode(out, sizeof(out), MDFEED_SOUP_SERVER_HEARTBEAT, NULL, 0));
+        soup_server_send(
+            s, out, mdfeed_soup_encode(out, sizeof(out), MDFEED_SOUP_SERVER_HEARTBEAT, NULL, 0));
     }
 }
 
