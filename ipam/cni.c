@@ -67,8 +67,8 @@ int ipam_ifname_validate(const char *name, struct ipam_error *err)
         return ipam_fail(err, IPAM_E_INVALID_ENV, "CNI_IFNAME is empty");
     if (n > IPAM_IFNAME_MAX)
         return ipam_fail(err, IPAM_E_INVALID_ENV,
-                         "CNI_IFNAME \"%.32s\" is %zu bytes; interface names have at most %d",
-                         name, n, IPAM_IFNAME_MAX);
+                         "CNI_IFNAME \"%.32s\" is %zu bytes; interface names have at most %d", name,
+                         n, IPAM_IFNAME_MAX);
     if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
         return ipam_fail(err, IPAM_E_INVALID_ENV, "CNI_IFNAME \"%s\" is not a valid name", name);
     for (size_t i = 0; i < n; i++) {
@@ -115,8 +115,8 @@ static int args_parse(struct ipam_env *env, struct ipam_error *err)
         size_t n = end ? (size_t)(end - p) : strlen(p);
         const char *eq = memchr(p, '=', n);
         if (n > 0 && (eq == NULL || eq == p))
-            return ipam_fail(err, IPAM_E_INVALID_ENV,
-                             "CNI_ARGS: \"%.*s\" is not KEY=VALUE", (int)(n > 64 ? 64 : n), p);
+            return ipam_fail(err, IPAM_E_INVALID_ENV, "CNI_ARGS: \"%.*s\" is not KEY=VALUE",
+                             (int)(n > 64 ? 64 : n), p);
         if (eq != NULL) {
             size_t klen = (size_t)(eq - p), vlen = n - klen - 1;
             char *dst = NULL;
@@ -160,8 +160,8 @@ int ipam_env_parse(struct ipam_env *env, struct ipam_error *err)
     if (needs_netns && (env->netns == NULL || *env->netns == '\0'))
         return ipam_fail(err, IPAM_E_INVALID_ENV, "CNI_NETNS is not set");
     if (env->netns != NULL && *env->netns != '\0' && env->netns[0] != '/')
-        return ipam_fail(err, IPAM_E_INVALID_ENV,
-                         "CNI_NETNS \"%.64s\" is not an absolute path", env->netns);
+        return ipam_fail(err, IPAM_E_INVALID_ENV, "CNI_NETNS \"%.64s\" is not an absolute path",
+                         env->netns);
     return args_parse(env, err);
 }
 

@@ -8,7 +8,7 @@
 #include "config.h"
 #include "ipam.h"
 
-#define IPAM_MAX_STDIN (1024 * 1024)
+#define IPAM_MAX_STDIN  (1024 * 1024)
 #define IPAM_IFNAME_MAX 15 /* IFNAMSIZ - 1 */
 
 enum ipam_command {

@@ -16,8 +16,7 @@
 
 #include "log.h"
 
-const char *const ipam_version_names[IPAM_V_COUNT] = {"0.3.0", "0.3.1", "0.4.0", "1.0.0",
-                                                      "1.1.0"};
+const char *const ipam_version_names[IPAM_V_COUNT] = {"0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"};
 
 int ipam_version_parse(const char *s)
 {
@@ -97,15 +96,15 @@ int ipam_endpoint_normalise(const char *url, char *out, size_t outsz, struct ipa
                          key, url);
     alen = (size_t)(end - auth);
     if (alen == 0 || alen >= sizeof(host))
-        return ipam_fail(err, IPAM_E_INVALID_CONFIG, "%s \"%.64s\": missing or overlong host",
-                         key, url);
+        return ipam_fail(err, IPAM_E_INVALID_CONFIG, "%s \"%.64s\": missing or overlong host", key,
+                         url);
 
     if (auth[0] == '[') {
         const char *close = memchr(auth, ']', alen);
         struct in6_addr a6;
         if (close == NULL)
-            return ipam_fail(err, IPAM_E_INVALID_CONFIG, "%s \"%.64s\": unterminated [IPv6]",
-                             key, url);
+            return ipam_fail(err, IPAM_E_INVALID_CONFIG, "%s \"%.64s\": unterminated [IPv6]", key,
+                             url);
         hlen = (size_t)(close - auth - 1);
         memcpy(host, auth + 1, hlen);
         host[hlen] = '\0';
@@ -143,8 +142,8 @@ int ipam_endpoint_normalise(const char *url, char *out, size_t outsz, struct ipa
             v = v * 10 + (port[i] - '0');
         }
         if (v < 1 || v > 65535)
-            return ipam_fail(err, IPAM_E_INVALID_CONFIG,
-                             "%s \"%.64s\": port out of range 1..65535", key, url);
+            return ipam_fail(err, IPAM_E_INVALID_CONFIG, "%s \"%.64s\": port out of range 1..65535",
+                             key, url);
     }
 
     if ((size_t)(end - url) >= outsz)
@@ -164,8 +163,8 @@ static int get_int(const cJSON *ipam, const char *name, long lo, long hi, long *
     if (!cJSON_IsNumber(v) || v->valuedouble != (double)(long)v->valuedouble)
         return ipam_fail(err, IPAM_E_INVALID_CONFIG, "ipam.%s: must be an integer", name);
     if (v->valuedouble < (double)lo || v->valuedouble > (double)hi)
-        return ipam_fail(err, IPAM_E_INVALID_CONFIG, "ipam.%s: %.0f is out of range %ld..%ld",
-                         name, v->valuedouble, lo, hi);
+        return ipam_fail(err, IPAM_E_INVALID_CONFIG, "ipam.%s: %.0f is out of range %ld..%ld", name,
+                         v->valuedouble, lo, hi);
     *out = (long)v->valuedouble;
     return 0;
 }
@@ -250,8 +249,8 @@ static int parse_routes(const cJSON *ipam, struct ipam_config *cfg, struct ipam_
 
 static int parse_ipam(const cJSON *ipam, struct ipam_config *cfg, struct ipam_error *err)
 {
-    static const char *const known[] = {"type",     "imds_endpoint", "imds_timeout_ms",
-                                        "imds_retries", "routes",    "log_level",
+    static const char *const known[] = {"type",         "imds_endpoint", "imds_timeout_ms",
+                                        "imds_retries", "routes",        "log_level",
                                         "log_file"};
     const cJSON *it;
     char endpoint[256] = "";
@@ -269,6 +268,11 @@ static int parse_ipam(const cJSON *ipam, struct ipam_config *cfg, struct ipam_er
                              "ipam: unknown key \"%.64s\" (known: type, imds_endpoint, "
                              "imds_timeout_ms, imds_retries, routes, log_level, log_file)",
                              it->string);
+        /* Go's encoding/json (the runtime, host-device) keeps the last of duplicate keys,
+         * cJSON the first: refuse them rather than disagree with the caller. */
+        for (const cJSON *prev = ipam->child; prev != it; prev = prev->next)
+            if (strcmp(prev->string, it->string) == 0)
+                return ipam_fail(err, IPAM_E_INVALID_CONFIG, "ipam.%s: duplicate key", it->string);
     }
     if ((rc = get_string(ipam, "type", cfg->type, sizeof(cfg->type), err)) < 0)
         return rc;
@@ -276,9 +280,8 @@ static int parse_ipam(const cJSON *ipam, struct ipam_config *cfg, struct ipam_er
         return ipam_fail(err, IPAM_E_INVALID_CONFIG, "ipam.type: missing or empty");
     if ((rc = get_string(ipam, "imds_endpoint", endpoint, sizeof(endpoint), err)) < 0)
         return rc;
-    if (endpoint[0] != '\0' &&
-        (rc = ipam_endpoint_normalise(endpoint, cfg->imds_endpoint, sizeof(cfg->imds_endpoint),
-                                      err)) < 0)
+    if (endpoint[0] != '\0' && (rc = ipam_endpoint_normalise(endpoint, cfg->imds_endpoint,
+                                                             sizeof(cfg->imds_endpoint), err)) < 0)
         return rc;
     if ((rc = get_int(ipam, "imds_timeout_ms", 1, IPAM_MAX_TIMEOUT_MS, &timeout, err)) < 0)
         return rc;
@@ -394,8 +397,7 @@ static int parse_root(const cJSON *root, struct ipam_config *cfg, struct ipam_er
     return 0;
 }
 
-int ipam_config_parse(const char *json, size_t len, struct ipam_config *cfg,
-                      struct ipam_error *err)
+int ipam_config_parse(const char *json, size_t len, struct ipam_config *cfg, struct ipam_error *err)
 {
     const char *end = NULL;
     cJSON *root;

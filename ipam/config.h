@@ -7,12 +7,12 @@
 
 #include "ipam.h"
 
-#define IPAM_DEFAULT_ENDPOINT "http://169.254.169.254"
+#define IPAM_DEFAULT_ENDPOINT   "http://169.254.169.254"
 #define IPAM_DEFAULT_TIMEOUT_MS 1000
-#define IPAM_DEFAULT_RETRIES 3
-#define IPAM_MAX_TIMEOUT_MS 60000
-#define IPAM_MAX_RETRIES 10
-#define IPAM_MAX_PREV_IPS 16
+#define IPAM_DEFAULT_RETRIES    3
+#define IPAM_MAX_TIMEOUT_MS     60000
+#define IPAM_MAX_RETRIES        10
+#define IPAM_MAX_PREV_IPS       16
 
 struct ipam_config {
     enum ipam_version version;

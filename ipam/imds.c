@@ -13,8 +13,8 @@
 
 #include "config.h"
 
-#define STR_(x) #x
-#define STR(x) STR_(x)
+#define STR_(x)   #x
+#define STR(x)    STR_(x)
 #define MACS_PATH "/latest/meta-data/network/interfaces/macs/"
 
 enum outcome {
@@ -91,8 +91,7 @@ static int setup_handle(struct imds *m, struct ipam_error *err)
 }
 
 /* Runs one request; fills m->body and *status, or m->why on a transport failure. */
-static enum outcome perform(struct imds *m, const char *what, long *status,
-                            struct ipam_error *err)
+static enum outcome perform(struct imds *m, const char *what, long *status, struct ipam_error *err)
 {
     char url[512];
     CURLcode rc;
@@ -119,8 +118,7 @@ static enum outcome perform(struct imds *m, const char *what, long *status,
 }
 
 /* Maps an HTTP status to an outcome; 200 is OK. */
-static enum outcome classify(struct imds *m, const char *what, long status,
-                             struct ipam_error *err)
+static enum outcome classify(struct imds *m, const char *what, long status, struct ipam_error *err)
 {
     if (status == 200)
         return OUTCOME_OK;
@@ -164,8 +162,8 @@ static enum outcome get_token(struct imds *m, struct ipam_error *err)
     enum outcome oc;
 
     snprintf(url, sizeof(url), "%s/latest/api/token", m->opts->endpoint);
-    h = curl_slist_append(NULL, "X-aws-ec2-metadata-token-ttl-seconds: " STR(
-                                    IPAM_IMDS_TOKEN_TTL_S));
+    h = curl_slist_append(NULL,
+                          "X-aws-ec2-metadata-token-ttl-seconds: " STR(IPAM_IMDS_TOKEN_TTL_S));
     if (h == NULL) {
         ipam_fail(err, IPAM_E_INTERNAL, "out of memory (headers)");
         return OUTCOME_FATAL;
@@ -305,8 +303,7 @@ static int parse_address(struct imds *m, const char *mac, uint32_t *addr, struct
 
     if (!body_is_text(&m->body))
         return ipam_fail(err, IPAM_E_IMDS_BAD_ADDRESS,
-                         "IMDS local-ipv4s for %s is not text (binary bytes in the answer)",
-                         mac);
+                         "IMDS local-ipv4s for %s is not text (binary bytes in the answer)", mac);
     line = first_line(&m->body);
     if (*line == '\0')
         return ipam_fail(err, IPAM_E_IMDS_BAD_ADDRESS, "IMDS local-ipv4s for %s is empty", mac);
@@ -339,8 +336,7 @@ static int parse_subnet(struct imds *m, const char *mac, struct ipam_cidr *subne
     }
     if (ipam_cidr_parse(line, subnet) != 0)
         return ipam_fail(err, IPAM_E_IMDS_BAD_SUBNET,
-                         "IMDS subnet-ipv4-cidr-block for %s: \"%s\" is not an IPv4 CIDR", mac,
-                         q);
+                         "IMDS subnet-ipv4-cidr-block for %s: \"%s\" is not an IPv4 CIDR", mac, q);
     return 0;
 }
 
@@ -365,8 +361,7 @@ int ipam_imds_lookup(const struct ipam_imds_opts *opts, const char *mac, struct 
     int rc;
 
     if (!mac_is_valid(mac))
-        return ipam_fail(err, IPAM_E_INTERNAL, "\"%.32s\" is not a lower-case MAC address",
-                         mac);
+        return ipam_fail(err, IPAM_E_INTERNAL, "\"%.32s\" is not a lower-case MAC address", mac);
     memset(&m, 0, sizeof(m));
     m.opts = opts;
     if ((rc = setup_handle(&m, err)) < 0)

@@ -12,19 +12,19 @@
 
 #include "ipam.h"
 
-#define IPAM_IMDS_MAX_BODY 16384
-#define IPAM_IMDS_TOKEN_TTL_S 60
-#define IPAM_IMDS_BACKOFF_MS 50
+#define IPAM_IMDS_MAX_BODY       16384
+#define IPAM_IMDS_TOKEN_TTL_S    60
+#define IPAM_IMDS_BACKOFF_MS     50
 #define IPAM_IMDS_BACKOFF_MAX_MS 1000
 
 /* Called before each retry: what was being fetched, the attempt that failed (1-based), why. */
 typedef void (*ipam_imds_retry_cb)(void *data, const char *what, int attempt, const char *why);
 
 struct ipam_imds_opts {
-    const char *endpoint; /* "http://host[:port]", normalised by ipam_endpoint_normalise */
-    long timeout_ms;      /* per request, connect included */
-    int retries;          /* retries after the first attempt, per request */
-    long backoff_ms;      /* first pause; 0 means IPAM_IMDS_BACKOFF_MS */
+    const char *endpoint;        /* "http://host[:port]", normalised by ipam_endpoint_normalise */
+    long timeout_ms;             /* per request, connect included */
+    int retries;                 /* retries after the first attempt, per request */
+    long backoff_ms;             /* first pause; 0 means IPAM_IMDS_BACKOFF_MS */
     ipam_imds_retry_cb on_retry; /* may be NULL */
     void *data;
 };

@@ -12,7 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define IPAM_PLUGIN_NAME "eni-ipam"
+#define IPAM_PLUGIN_NAME    "eni-ipam"
 #define IPAM_PLUGIN_VERSION "0.1.0"
 
 /* Error codes: 1-99 are the CNI spec's, 100 and above are this plugin's own. */
@@ -25,14 +25,14 @@ enum ipam_code {
     IPAM_E_INVALID_CONFIG = 7,
     IPAM_E_TRY_AGAIN = 11,
     IPAM_E_INTERNAL = 100,
-    IPAM_E_LINK_NOT_FOUND = 101,    /* CNI_IFNAME is not in CNI_NETNS */
-    IPAM_E_IMDS_BAD_ADDRESS = 102,  /* local-ipv4s is not an IPv4 address */
-    IPAM_E_IMDS_BAD_SUBNET = 103,   /* subnet-ipv4-cidr-block is not a CIDR / out of range */
-    IPAM_E_IMDS_TOO_LARGE = 104,    /* an IMDS body exceeded IPAM_IMDS_MAX_BODY */
-    IPAM_E_IMDS_REFUSED = 105,      /* the token PUT was refused (403): IMDS access disabled */
-    IPAM_E_IMDS_UNEXPECTED = 106,   /* an HTTP status IMDS does not use for these paths */
-    IPAM_E_CHECK_MISMATCH = 107,    /* CHECK: the link lacks the prevResult address */
-    IPAM_E_NETNS = 108,             /* entering or leaving CNI_NETNS failed */
+    IPAM_E_LINK_NOT_FOUND = 101,   /* CNI_IFNAME is not in CNI_NETNS */
+    IPAM_E_IMDS_BAD_ADDRESS = 102, /* local-ipv4s is not an IPv4 address */
+    IPAM_E_IMDS_BAD_SUBNET = 103,  /* subnet-ipv4-cidr-block is not a CIDR / out of range */
+    IPAM_E_IMDS_TOO_LARGE = 104,   /* an IMDS body exceeded IPAM_IMDS_MAX_BODY */
+    IPAM_E_IMDS_REFUSED = 105,     /* the token PUT was refused (403): IMDS access disabled */
+    IPAM_E_IMDS_UNEXPECTED = 106,  /* an HTTP status IMDS does not use for these paths */
+    IPAM_E_CHECK_MISMATCH = 107,   /* CHECK: the link lacks the prevResult address */
+    IPAM_E_NETNS = 108,            /* entering or leaving CNI_NETNS failed */
 };
 
 struct ipam_error {

@@ -53,8 +53,7 @@ static int cmd_add(const struct ipam_env *env, const struct ipam_config *cfg,
     rc = ipam_netns_link_lookup(env->netns, env->ifname, false, &link, err);
     if (rc < 0)
         return rc;
-    ipam_log(IPAM_LOG_DEBUG, "link %s in %s has MAC %s", env->ifname, env->netns,
-             link.mac_str);
+    ipam_log(IPAM_LOG_DEBUG, "link %s in %s has MAC %s", env->ifname, env->netns, link.mac_str);
     rc = ipam_imds_lookup(&opts, link.mac_str, &lease, err);
     if (rc < 0)
         return rc;
@@ -62,9 +61,9 @@ static int cmd_add(const struct ipam_env *env, const struct ipam_config *cfg,
      * host-device applies the result. */
     rc = print_json(ipam_result_render(cfg, &lease), err);
     if (rc == 0)
-        ipam_log(IPAM_LOG_INFO, "ADD: %s (MAC %s) gets %s, %zu route(s), pod %s/%s",
-                 env->ifname, link.mac_str, ipam_cidr_str(&lease.ip, addr), cfg->n_routes,
-                 env->pod_namespace, env->pod_name);
+        ipam_log(IPAM_LOG_INFO, "ADD: %s (MAC %s) gets %s, %zu route(s), pod %s/%s", env->ifname,
+                 link.mac_str, ipam_cidr_str(&lease.ip, addr), cfg->n_routes, env->pod_namespace,
+                 env->pod_name);
     return rc;
 }
 

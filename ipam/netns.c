@@ -42,8 +42,7 @@ static int open_netns(const char *path, struct ipam_error *err)
     if (type >= 0 && type != CLONE_NEWNET) {
         close(fd);
         return ipam_fail(err, IPAM_E_INVALID_ENV,
-                         "CNI_NETNS \"%.128s\" is a namespace but not a network namespace",
-                         path);
+                         "CNI_NETNS \"%.128s\" is a namespace but not a network namespace", path);
     }
     return fd;
 }
@@ -110,8 +109,7 @@ static int read_link(struct nl_sock *sk, const char *ifname, struct ipam_link *o
     int rc = rtnl_link_get_kernel(sk, 0, ifname, &link);
 
     if (rc == -NLE_OBJ_NOTFOUND || rc == -NLE_NODEV)
-        return ipam_fail(err, IPAM_E_LINK_NOT_FOUND, "link \"%s\" not found in CNI_NETNS",
-                         ifname);
+        return ipam_fail(err, IPAM_E_LINK_NOT_FOUND, "link \"%s\" not found in CNI_NETNS", ifname);
     if (rc < 0)
         return ipam_fail(err, IPAM_E_IO, "netlink: reading link \"%s\": %s", ifname,
                          nl_geterror(rc));

@@ -13,7 +13,7 @@ if(TARGET ipam_core)
                              MOCK_IMDS="${CMAKE_SOURCE_DIR}/tests/tools/mock_imds.py")
 
   mdcast_add_sh_test(ipam_errors SCRIPT ${CMAKE_CURRENT_SOURCE_DIR}/integration/ipam/errors.sh
-                     TIMEOUT 120 LABELS integration ipam)
+                     TIMEOUT 240 LABELS integration ipam)
   mdcast_add_sh_test(ipam_e2e_hostdevice
                      SCRIPT ${CMAKE_CURRENT_SOURCE_DIR}/integration/ipam/e2e_hostdevice.sh
                      TIMEOUT 180 LABELS integration ipam)

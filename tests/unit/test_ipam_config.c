@@ -131,6 +131,7 @@ static void test_bad_ipam_values(void)
         {"{\"type\":\"eni-ipam\",\"log_file\":\"relative.log\"}", "ipam.log_file"},
         {"{\"type\":\"eni-ipam\",\"imds_timeout\":100}", "unknown key \"imds_timeout\""},
         {"[]", "\"ipam\" must be an object"},
+        {"{\"type\":\"eni-ipam\",\"imds_retries\":1,\"imds_retries\":2}", "duplicate key"},
     };
     struct ipam_config cfg;
     struct ipam_error err;

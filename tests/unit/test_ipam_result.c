@@ -79,9 +79,9 @@ static void test_result_custom_routes(void)
     struct ipam_lease lease;
     lease.ip.addr = inet_addr("198.19.0.7");
     lease.ip.prefix = 20;
-    struct ipam_config cfg = config_for(
-        "0.4.0", ",\"routes\":[{\"dst\":\"239.0.0.0/8\"},{\"dst\":\"198.19.16.0/20\","
-                 "\"gw\":\"198.19.0.1\"}]");
+    struct ipam_config cfg =
+        config_for("0.4.0", ",\"routes\":[{\"dst\":\"239.0.0.0/8\"},{\"dst\":\"198.19.16.0/20\","
+                            "\"gw\":\"198.19.0.1\"}]");
     cJSON *root = parse(ipam_result_render(&cfg, &lease));
     const cJSON *routes = cJSON_GetObjectItemCaseSensitive(root, "routes");
     ASSERT_EQ(cJSON_GetArraySize(routes), 2);
@@ -89,9 +89,9 @@ static void test_result_custom_routes(void)
     ASSERT(cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(routes, 0), "gw") == NULL);
     ASSERT_STR_EQ(str(cJSON_GetArrayItem(routes, 1), "dst"), "198.19.16.0/20");
     ASSERT_STR_EQ(str(cJSON_GetArrayItem(routes, 1), "gw"), "198.19.0.1");
-    ASSERT_STR_EQ(str(cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(root, "ips"), 0),
-                      "address"),
-                  "198.19.0.7/20");
+    ASSERT_STR_EQ(
+        str(cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(root, "ips"), 0), "address"),
+        "198.19.0.7/20");
     cJSON_Delete(root);
 
     /* No routes at all is allowed: an empty list, not the default. */
@@ -105,8 +105,7 @@ static void test_error_render(void)
 {
     struct ipam_error err;
     for (int v = 0; v < IPAM_V_COUNT; v++) {
-        ASSERT_EQ(ipam_fail(&err, IPAM_E_TRY_AGAIN, "IMDS %s failed", "token"),
-                  -IPAM_E_TRY_AGAIN);
+        ASSERT_EQ(ipam_fail(&err, IPAM_E_TRY_AGAIN, "IMDS %s failed", "token"), -IPAM_E_TRY_AGAIN);
         ipam_detail(&err, "http://%s/x", "127.0.0.1");
         cJSON *root = parse(ipam_error_render((enum ipam_version)v, &err));
         ASSERT_STR_EQ(str(root, "cniVersion"), ipam_version_names[v]);

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared set-up for the eni-ipam integration tests. Source it after tests/common/lib.sh.
 #
 # ipam_setup creates, with a per-run tag: a "node" namespace holding veth eth1 (MAC
@@ -53,7 +54,7 @@ ipam_mock_stop() {
 
 # ipam_mock_start MODE [extra mock args...]
 ipam_mock_start() {
-    local mode=$1 i
+    local mode=$1
     shift
     ipam_mock_stop
     : >"$IPAM_TMP/mock.out"
@@ -61,7 +62,7 @@ ipam_mock_start() {
         --macs "$IPAM_TMP/macs.json" --mode "$mode" --log "$IPAM_TMP/requests.log" "$@" \
         >"$IPAM_TMP/mock.out" 2>>"$IPAM_TMP/mock.err" &
     IPAM_MOCK_PID=$!
-    for i in $(seq 100); do
+    for _ in $(seq 100); do
         grep -q '^listening on ' "$IPAM_TMP/mock.out" && break
         sleep 0.05
     done
