@@ -31,3 +31,4 @@ mdcast_add_deploy_py_test(deploy_eks check_eks.py)
 mdcast_add_sh_test(deploy_seccomp_profile SCRIPT ${MDCAST_DEPLOY_TESTS}/test_seccomp_profile.sh
                    TIMEOUT 120 LABELS deploy)
 mdcast_add_deploy_py_test(deploy_docs check_docs.py)
+mdcast_add_sh_test(deploy_nad_ipam SCRIPT ${MDCAST_DEPLOY_TESTS}/test_nad_ipam.sh TIMEOUT 60 LABELS deploy)

@@ -17,6 +17,7 @@
 #   --stack reads MulticastSubnetId and MulticastSecurityGroupId from the outputs of the
 #   CloudFormation stack made from deploy/aws/mdcast-network.yaml.
 #   --dry-run only looks: it prints the create/attach commands it would run.
+# Warns when the security group admits no IGMP from 0.0.0.0/32 (the TGW's query source).
 # Needs the aws CLI (v1 or v2) with credentials allowed ec2:Describe*, ec2:CreateNetworkInterface,
 # ec2:CreateTags (on create), ec2:AttachNetworkInterface, ec2:ModifyNetworkInterfaceAttribute and
 # cloudformation:DescribeStacks (with --stack).
@@ -103,6 +104,20 @@ resolve_network() {
     { err "cannot describe subnet $subnet"; exit 1; }
   [[ -n $subnet_az && $subnet_az != None ]] || { err "subnet $subnet not found"; exit 1; }
   info "multicast subnet $subnet ($subnet_az), security group $sg"
+  check_igmp_rule
+}
+
+# The TGW sends IGMP queries from 0.0.0.0; without an inbound IGMP rule for 0.0.0.0/32 the
+# memberships expire a few minutes after each join. Warn only: the group may be managed elsewhere.
+check_igmp_rule() {
+  local cidrs
+  cidrs=$(awsc ec2 describe-security-groups --group-ids "$sg" \
+    --query "SecurityGroups[0].IpPermissions[?IpProtocol=='2' || IpProtocol=='-1'].IpRanges[].CidrIp" \
+    --output text) || { err "cannot describe security group $sg"; exit 1; }
+  if ! grep -qwE '0\.0\.0\.0/(32|0)' <<<"$cidrs"; then
+    echo "$prog: warning: security group $sg admits no IGMP (protocol 2) from 0.0.0.0/32;" \
+      "the TGW's queries will be dropped and memberships will expire" >&2
+  fi
 }
 
 # Prints "instance-id az" lines for the running nodes of the nodegroup. Managed nodegroups tag

@@ -29,8 +29,26 @@ from deploylib import (ATTACH_LABEL, DEPLOY, K8S_BASE, KUBELET_SECCOMP_ROOT, NAD
                        multus_networks, pod_meta, pod_spec, port_of, read)
 
 
+def kubectl_kustomize_major(kubectl):
+    """Major version of kubectl's built-in kustomize (0 when kubectl does not say: before 1.24)."""
+    try:
+        out = subprocess.run([kubectl, "version", "--client", "-o", "json"], capture_output=True,
+                             text=True, timeout=30, env=dict(os.environ, KUBECONFIG=os.devnull)).stdout
+        ver = json.loads(out).get("kustomizeVersion", "v0")
+        return int(ver.lstrip("v").split(".")[0])
+    except (OSError, ValueError, subprocess.SubprocessError):
+        return 0
+
+
 def render(kdir):
     kubectl = shutil.which("kubectl")
+    if kubectl and kubectl_kustomize_major(kubectl) < 4:
+        # Debian 12's kubernetes-client (1.20) embeds kustomize 2, which predates directories in
+        # `resources:`; use a standalone kustomize if there is one.
+        if not shutil.which("kustomize"):
+            print("SKIP: kubectl's built-in kustomize is older than v4 and no kustomize is installed")
+            sys.exit(SKIP)
+        kubectl = None
     if kubectl:
         cmd = [kubectl, "kustomize", kdir]
     elif shutil.which("kustomize"):
@@ -113,7 +131,7 @@ def check_tree(c, kdir, objs):
         for ctx in [spec.get("securityContext") or {}] + [k.get("securityContext") or {} for k in all_containers(spec)]:
             prof = ctx.get("seccompProfile") or {}
             if prof.get("type") == "Localhost":
-                c.ok(prof.get("localhostProfile") == installer_profile_rel(c, by_kind, tag),
+                c.ok(prof.get("localhostProfile") == installer_profile_rel(by_kind),
                      "%s: Localhost profile %r is the one the node installer writes" % (name, prof.get("localhostProfile")))
 
         nets = multus_networks(meta)
@@ -151,7 +169,7 @@ def installer_ds(by_kind):
     return ds[0] if ds else None
 
 
-def installer_profile_rel(c, by_kind, tag):
+def installer_profile_rel(by_kind):
     """The localhostProfile that names the file the installer writes, derived from the DaemonSet:
     its SECCOMP_DIR must be a mount of the kubelet's seccomp root."""
     ds = installer_ds(by_kind)
@@ -178,7 +196,7 @@ def check_installer(c, by_kind, cms, tag):
     c.ok(spec.get("hostNetwork") is True, "%s: installer on the host network (renames the node's links)" % tag)
     ctr = spec["containers"][0]
     env = env_of(ctr)
-    c.ok(bool(installer_profile_rel(c, by_kind, tag)),
+    c.ok(bool(installer_profile_rel(by_kind)),
          "%s: installer's SECCOMP_DIR is a mount of the kubelet's %s" % (tag, KUBELET_SECCOMP_ROOT))
     vols = {v["name"]: v for v in spec.get("volumes") or []}
     mounts = {m["mountPath"]: vols[m["name"]] for m in ctr.get("volumeMounts") or []}

@@ -8,6 +8,7 @@ same --query with --output text. A call it does not know, or a --query other tha
 script is expected to send, fails loudly (exit 254), so a drift between script and fake shows.
 
 State: {"subnets": {"subnet-..": {"az": ".."}},
+        "security_groups": {"sg-..": {"igmp_cidrs": ["0.0.0.0/32"]}},
         "instances": [{"id": "i-..", "az": "..", "state": "running", "tags": {k: v}}],
         "enis": [{"id": "eni-..", "subnet": "..", "status": "available|in-use", "tags": {},
                   "attachment": {"id": "eni-attach-..", "instance": "i-..", "index": 1,
@@ -83,6 +84,15 @@ def filters(opts):
 
 def text_rows(rows):
     return "".join("\t".join(str(c) for c in r) + "\n" for r in rows)
+
+
+def describe_security_groups(state, opts):
+    expect_query(opts, "SecurityGroups[0].IpPermissions[?IpProtocol=='2' || IpProtocol=='-1'].IpRanges[].CidrIp")
+    sg = one(opts, "group-ids")
+    groups = state.get("security_groups", {})
+    if sg not in groups:
+        aws_error("InvalidGroup.NotFound", "The security group '%s' does not exist" % sg)
+    return "\t".join(groups[sg].get("igmp_cidrs", [])) + "\n"
 
 
 def describe_instances(state, opts):
@@ -201,6 +211,7 @@ def describe_stacks(state, opts):
 HANDLERS = {
     ("ec2", "describe-instances"): describe_instances,
     ("ec2", "describe-subnets"): describe_subnets,
+    ("ec2", "describe-security-groups"): describe_security_groups,
     ("ec2", "describe-network-interfaces"): describe_network_interfaces,
     ("ec2", "create-network-interface"): create_network_interface,
     ("ec2", "attach-network-interface"): attach_network_interface,

@@ -12,7 +12,9 @@ fake=$MDCAST_SOURCE_DIR/tests/deploy/fake_aws.py
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 mkdir "$work/bin"
-printf '#!/bin/sh\nexec python3 %q "$@"\n' "$fake" >"$work/bin/aws"
+# The interpreter itself, not a version-manager shim: the script makes dozens of aws calls.
+py=$(python3 -c 'import sys; print(sys.executable)')
+printf '#!/bin/sh\nexec %q %q "$@"\n' "$py" "$fake" >"$work/bin/aws"
 chmod +x "$work/bin/aws"
 export FAKE_AWS_STATE=$work/state.json FAKE_AWS_LOG=$work/calls.log
 export PATH=$work/bin:$PATH
@@ -25,6 +27,7 @@ write_state() {
   python3 - "$FAKE_AWS_STATE" "${1:-}" <<'EOF'
 import json, sys
 s = {"subnets": {"subnet-0aa11": {"az": "us-east-1a"}, "subnet-0cc33": {"az": "us-east-1a"}},
+     "security_groups": {"sg-0bb22": {"igmp_cidrs": ["0.0.0.0/32"]}},
      "instances": [
        {"id": "i-001", "az": "us-east-1a", "tags": {"eks:nodegroup-name": "mcast", "eks:cluster-name": "md"}},
        {"id": "i-002", "az": "us-east-1a", "tags": {"eks:nodegroup-name": "mcast", "eks:cluster-name": "md"}},
@@ -78,6 +81,7 @@ grep '"create-network-interface"' "$FAKE_AWS_LOG" | grep -q 'node.k8s.amazonaws.
   fail "no_manage tag not set at creation"
 [ "$(calls create-tags)" -eq 0 ] || fail "tags added after creation"
 grep -q '3 nodes checked' <<<"$out" || fail "no summary line: $out"
+grep -q 'warning' <<<"$out" && fail "warning with a correct security group: $out"
 
 echo "2. second run: idempotent, nothing created or attached"
 : >"$FAKE_AWS_LOG"
@@ -129,7 +133,17 @@ write_state
 run 1 --cluster md --nodegroup mcast --stack missing
 grep -q "cannot read stack 'missing'" <<<"$out" || fail "missing stack not reported: $out"
 
-echo "8. bad input: usage errors exit 2 and name the problem; no nodes or no aws exit 1"
+echo "8. a security group without the IGMP rule is named in a warning; nodes are still done"
+write_state 's["security_groups"]["sg-0bb22"]["igmp_cidrs"] = ["198.18.0.0/15"]'
+run 0 "${base_args[@]}"
+grep -q 'warning: security group sg-0bb22 admits no IGMP (protocol 2) from 0.0.0.0/32' <<<"$out" ||
+  fail "missing IGMP rule not reported: $out"
+state_check 'len(enis) == 3'
+write_state
+run 1 --cluster md --nodegroup mcast --subnet-id "$SUBNET" --security-group-id sg-0ffff
+grep -q 'cannot describe security group sg-0ffff' <<<"$out" || fail "unknown security group not reported: $out"
+
+echo "9. bad input: usage errors exit 2 and name the problem; no nodes or no aws exit 1"
 write_state
 run 2 --nodegroup mcast --subnet-id "$SUBNET" --security-group-id "$SG"
 grep -q -- '--cluster is required' <<<"$out" || fail "$out"

@@ -22,8 +22,8 @@ mock_pid=
 
 cleanup() {
   [ -n "$mock_pid" ] && kill "$mock_pid" 2>/dev/null && wait "$mock_pid" 2>/dev/null
-  ip netns del "$node" 2>/dev/null
-  ip netns del "$pod" 2>/dev/null
+  ip netns del "$node" 2>/dev/null || true
+  ip netns del "$pod" 2>/dev/null || true
   rm -rf "$work"
 }
 trap cleanup EXIT

@@ -28,8 +28,8 @@ work=$(mktemp -d)
 gw_pid=
 cleanup() {
   [ -n "$gw_pid" ] && kill -KILL "$gw_pid" 2>/dev/null
-  ip netns del "$ns" 2>/dev/null
-  ip netns del "$rx" 2>/dev/null
+  ip netns del "$ns" 2>/dev/null || true
+  ip netns del "$rx" 2>/dev/null || true
   rm -rf "$work"
 }
 trap cleanup EXIT

@@ -12,8 +12,8 @@ work=$(mktemp -d)
 tag=$(test_tag)
 snd=${tag}s rcv=${tag}r
 cleanup() {
-  ip netns del "$snd" 2>/dev/null
-  ip netns del "$rcv" 2>/dev/null
+  ip netns del "$snd" 2>/dev/null || true
+  ip netns del "$rcv" 2>/dev/null || true
   rm -rf "$work"
 }
 trap cleanup EXIT
