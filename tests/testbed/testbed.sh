@@ -442,7 +442,10 @@ cmd_status() {
   done
   if have_ns tgw; then
     echo "== TGW multicast groups (bridge mdb)"; bridge -n "$(ns tgw)" mdb show | sed 's/^/   /'
-    echo "== netem"; tc -n "$(ns tgw)" qdisc show | grep netem | sed 's/^/   /' || true
+    echo "== loss per port (tc netem, or the nftables rules)"
+    tc -n "$(ns tgw)" qdisc show | grep netem | sed 's/^/   /' || true
+    { nsx tgw nft list chain bridge tbloss drops 2>/dev/null || true; } | grep 'comment "loss' |
+      sed 's/^[[:space:]]*/   /' || true
   fi
   [ -f "$(state)/attachments" ] && { echo "== attachments (pod node)"; sed 's/^/   /' "$(state)/attachments"; }
   return 0
