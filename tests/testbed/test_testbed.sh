@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The testbed itself: up builds the TGW stand-in; multicast delivery follows joins (a joined VM
 # gets every datagram, the non-members 0); the check can fail (a non-member made a multicast
-# router port must be reported); loss on a port takes effect and comes off; pods get eth0 on the VPC
-# and reach a node; down leaves nothing and `check` proves it.
+# router port must be reported); IGMPv3 joins are ignored as on the TGW; loss on a port takes
+# effect and comes off; pods get eth0 on the VPC and reach a node; down leaves nothing and
+# `check` proves it.
 . "$(dirname "$0")/../common/lib.sh"
 need_root
 need_cmd socat "apt-get install socat"
@@ -41,6 +42,35 @@ if "$TB" verify 239.18.0.10 5998 50 2>"$TB_STATE_ROOT/neg.log"; then
   fail "verify passed on a flooding bridge: the check proves nothing"
 fi
 grep -q "FAIL: non-member node1 got 50" "$TB_STATE_ROOT/neg.log" || { cat "$TB_STATE_ROOT/neg.log"; fail "no leak reported"; }
+
+echo "-- the TGW ignores IGMPv3 reports, as AWS's does"
+# A host sends IGMPv3 unless forced to v2 or it has heard a v2 query lately; the bridge's
+# queries are v2, so this test keeps them away from a new VM (nftables on its port, put there
+# before the VM exists) to see what a host that never heard one does.
+ip netns exec "$TB_TAG-tgw" nft 'add table bridge t; add chain bridge t out { type filter hook forward priority 0; policy accept; }; add chain bridge t own { type filter hook output priority 0; policy accept; }'
+for c in out own; do
+  ip netns exec "$TB_TAG-tgw" nft add rule bridge t "$c" oifname vm4 igmp type membership-query drop
+done
+vm=$("$TB" vm)
+[ "$vm" = vm4 ] || fail "the new VM is '$vm', not vm4"
+# join GROUP: vm4 joins GROUP for 2 s; prints the bridge's group table as it was then.
+join() {
+  ip netns exec "$TB_TAG-vm4" timeout 2 socat -u "UDP4-RECV:5995,ip-add-membership=$1:eth0" OPEN:/dev/null &
+  local pid=$! t
+  for ((t = 0; t < 15; t++)); do
+    bridge -n "$TB_TAG-tgw" mdb show | grep -q "port vm4 grp $1" && break
+    sleep 0.1
+  done
+  bridge -n "$TB_TAG-tgw" mdb show
+  wait "$pid" 2>/dev/null || true
+}
+ip netns exec "$TB_TAG-vm4" sysctl -qw net.ipv4.conf.all.force_igmp_version=0 net.ipv4.conf.eth0.force_igmp_version=0
+v3_before=$("$TB" igmpv3-count)
+if join 239.18.0.13 | grep -q "port vm4 grp 239.18.0.13"; then fail "the TGW learnt an IGMPv3 join"; fi
+[ "$("$TB" igmpv3-count)" -gt "$v3_before" ] || fail "vm4 sent no IGMPv3 report, or it was not dropped"
+# The same host forced to IGMPv2 (what tuning does for net1 in a pod) is learnt at once.
+ip netns exec "$TB_TAG-vm4" sysctl -qw net.ipv4.conf.eth0.force_igmp_version=2
+join 239.18.0.14 | grep -q "port vm4 grp 239.18.0.14" || fail "the IGMPv2 join of vm4 was not learnt"
 
 echo "-- loss on a port (tc netem, or nftables where the kernel has no sch_netem)"
 bridge -n "$TB_TAG-tgw" link set dev node1 mcast_router 0

@@ -5,11 +5,13 @@
 #
 #   testbed.sh up [--tag T] [--nodes N] [--vms M]   build TGW, VPC, nodes, VMs; prints the tag
 #   testbed.sh pod NAME                             an empty pod with eth0 on the VPC bridge
+#   testbed.sh vm                                   one more VM on the TGW bridge; prints its name
 #   testbed.sh attach POD NODE                      CNI ADD: NODE's eth1 -> POD's net1
 #   testbed.sh detach POD NODE                      CNI DEL: net1 goes back to NODE as eth1
 #   testbed.sh check-attach POD NODE                CNI CHECK
 #   testbed.sh netem HOST off|NETEM-ARGS...         tc netem on HOST's TGW port (no sch_netem: loss via nftables)
 #   testbed.sh loss-count HOST                      frames the loss dropped on that port
+#   testbed.sh igmpv3-count                         IGMPv3 reports the TGW ignored (dropped)
 #   testbed.sh imds-log NODE                        requests NODE's mock IMDSv2 answered
 #   testbed.sh exec HOST CMD...                     run CMD inside HOST's namespace
 #   testbed.sh verify                               multicast delivery follows joins (socat)
@@ -82,6 +84,12 @@ make_tgw() {
   ip -n "$n" link set br0 up
   ip -n "$n" link set br0 type bridge mcast_querier 1
   TB_QUERIER_SINCE=$(date +%s%N)
+  # The TGW understands IGMPv2 only: an IGMPv3 report is not a join there. The Linux bridge
+  # would snoop it, so it is dropped before snooping sees it. A host that does not force v2
+  # then stays unregistered until it answers a (v2) query, as on AWS; the pods rely on the
+  # tuning plugin's force_igmp_version=2, and this makes the testbed prove it works.
+  nsx tgw nft 'add table bridge tgw; add chain bridge tgw joins { type filter hook prerouting priority -200; policy accept; }'
+  nsx tgw nft add rule bridge tgw joins igmp type membership-report-v3 counter drop comment '"igmpv3"'
 }
 
 # Until the querier has existed for one query response interval (1 s here), the bridge cannot
@@ -186,6 +194,14 @@ cmd_pod() {
   echo "$TB_VPC_NET.$((100 + k))"
 }
 
+cmd_vm() {
+  [ -d "$(state)" ] || die "no testbed '$TB_TAG'"
+  local j; j=$(($(wc -l <"$(state)/vms") + 1))
+  [ "$j" -le 8 ] || die "at most 8 VMs"
+  make_vm "$j"
+  echo "vm$j"
+}
+
 # The mock IMDSv2 of a node runs on that node's loopback and answers for its ENI's MAC only.
 start_imds() {
   local node=$1 i; i=$(node_index "$node")
@@ -258,6 +274,12 @@ cmd_detach() {
   # host-device moves the ENI back under its old name; prove it.
   local mac; mac=$(ip -n "$(ns "$node")" -o link show eth1 2>/dev/null | grep -o 'link/ether [0-9a-f:]*' | cut -d' ' -f2)
   [ "$mac" = "$(node_mac "$(node_index "$node")")" ] || die "eth1 did not come back to $node"
+}
+
+# IGMPv3 reports the TGW stand-in dropped: hosts that did not force IGMPv2.
+cmd_igmpv3_count() {
+  { nsx tgw nft list chain bridge tgw joins 2>/dev/null || true; } |
+    awk '/comment "igmpv3"/ {for (i = 1; i < NF; i++) if ($i == "packets") print $(i + 1)}' | grep . || echo 0
 }
 
 # imds-log NODE: the requests the node's mock IMDSv2 answered, one a line (METHOD PATH STATUS ...).
@@ -509,19 +531,21 @@ main() {
   case $cmd in
     up) cmd_up "$@" ;;
     pod) check_tag; cmd_pod "$@" ;;
+    vm) check_tag; cmd_vm ;;
     attach) check_tag; cmd_attach "$@" ;;
     check-attach) check_tag; cmd_check_attach "$@" ;;
     detach) check_tag; cmd_detach "$@" ;;
     netem) check_tag; cmd_netem "$@" ;;
     loss-count) check_tag; cmd_loss_count "$@" ;;
     imds-log) check_tag; cmd_imds_log "$@" ;;
+    igmpv3-count) check_tag; cmd_igmpv3_count ;;
     exec) check_tag; local h=${1:?exec HOST CMD...}; shift; nsx "$h" "$@" ;;
     verify) check_tag; cmd_verify "$@" ;;
     status) check_tag; cmd_status ;;
     down) cmd_down ;;
     check) cmd_check ;;
     list) cmd_list ;;
-    ''|-h|--help) sed -n '2,28p' "$0" ;;
+    ''|-h|--help) sed -n '2,30p' "$0" ;;
     *) die "unknown command '$cmd' (up, pod, attach, detach, netem, exec, verify, status, down, check)" ;;
   esac
 }
