@@ -58,13 +58,17 @@ check_host_name() {
   [[ $1 =~ ^[a-z][a-z0-9]{0,11}$ ]] || die "bad host name '$1' (a-z0-9, at most 12 chars)"
 }
 
+# new_ns HOST [pod]: a namespace with lo up and IPv6 off.
 new_ns() {
-  local h=$1
+  local h=$1 kind=${2:-host}
   have_ns "$h" && die "namespace $(ns "$h") already exists"
   ip netns add "$(ns "$h")"
   ip -n "$(ns "$h")" link set lo up
-  # TGW multicast speaks IGMPv2 only (DESIGN.md "IGMP and the TGW"); every host follows it.
-  nsx "$h" sysctl -qw net.ipv4.conf.all.force_igmp_version=2 net.ipv4.conf.default.force_igmp_version=2
+  # TGW multicast speaks IGMPv2 only (DESIGN.md "IGMP and the TGW"): nodes and VMs force it as
+  # the node installer and a VM's sysctl file do. A pod keeps the kernel's defaults, as a real
+  # pod does: its net1 gets IGMPv2 from the tuning plugin only.
+  [ "$kind" = pod ] ||
+    nsx "$h" sysctl -qw net.ipv4.conf.all.force_igmp_version=2 net.ipv4.conf.default.force_igmp_version=2
   # IPv4 only: no MLD or router solicitations in the captures and the bridge's group table.
   nsx "$h" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
 }
@@ -188,7 +192,7 @@ cmd_pod() {
   [ -d "$(state)" ] || die "no testbed '$TB_TAG'"
   local k; k=$(($(wc -l <"$(state)/pods") + 1))
   [ "$k" -le 100 ] || die "too many pods"
-  new_ns "$p"
+  new_ns "$p" pod
   vpc_port "$p" "$TB_VPC_NET.$((100 + k))"
   echo "$p $TB_VPC_NET.$((100 + k))" >>"$(state)/pods"
   echo "$TB_VPC_NET.$((100 + k))"
