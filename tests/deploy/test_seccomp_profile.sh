@@ -2,8 +2,8 @@
 # The gateway's seccomp profile, applied for real (tests/deploy/seccomp_exec.py loads it the way
 # runc does) to the real gateway in a throwaway network namespace, with the shipped config
 # (deploy/k8s/base/gateway/gateway.json, addresses moved into the namespace):
-#   1. under the profile the gateway starts, becomes ready, sends what a publisher gives it over
-#      io_uring (where io_uring works here at all) and exits 0 on SIGTERM;
+#   1. under the profile the gateway (io forced to io_uring) starts, becomes ready, sends what a
+#      publisher gives it over io_uring (where io_uring works here at all), exits 0 on SIGTERM;
 #   2. mdfeed-tap (libmdfeed), the example consumer, receives every message under the profile;
 #   3. under the same profile without the io_uring syscalls — what containerd 2.x's default
 #      does — the gateway falls back to sendmmsg, says so in its metrics, and still sends;
@@ -54,6 +54,9 @@ cfg = json.load(open(sys.argv[1]))
 cfg["ingress"]["listen"] = "127.0.0.1:7001"
 cfg["metrics"]["listen"] = "127.0.0.1:9100"
 cfg["egress"]["interface"] = sys.argv[3]
+# Forced, not "auto": auto measures both backends at start and may pick sendmmsg on its merits,
+# which says nothing about the profile. Forced io_uring still falls back when it is refused.
+cfg["egress"]["io"] = "io_uring"
 json.dump(cfg, open(sys.argv[2], "w"))
 PY
 line_a=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["channels"][0]["lines"][0])' "$work/gateway.json")
