@@ -80,6 +80,7 @@ static void shutdown_gateway(gw_t *gw)
     gw->stopping = true;
     gw_log(GW_LOG_INFO, "shutting down: stopping ingress, flushing, sending end of session");
     gw_ingress_stop(gw);
+    gw_upstream_stop(gw);
     if (gw->egress.ops && gw->started) {
         /* Only a gateway that ran ends the session: one that failed to start must not tell
          * receivers of another instance on the same groups that the session is over. */
@@ -138,7 +139,8 @@ static int start(gw_t *gw)
     if (gw_egress_init(&gw->egress, gw->loop, cfg, &gw->pool, NULL, gw) != 0)
         return -1;
     gw->egress_ready = true;
-    if (gw_http_start(gw) != 0 || gw_retransmit_start(gw) != 0 || gw_ingress_start(gw) != 0)
+    if (gw_http_start(gw) != 0 || gw_retransmit_start(gw) != 0 || gw_ingress_start(gw) != 0 ||
+        gw_upstream_start(gw) != 0)
         return -1;
     uv_check_init(gw->loop, &gw->flush_check);
     gw->flush_check.data = gw;
@@ -158,6 +160,7 @@ static int start(gw_t *gw)
 
 static void release(gw_t *gw)
 {
+    gw_upstream_free(gw);
     gw_packetizer_close(&gw->pz);
     gw_pool_close(&gw->pool);
     for (int ch = 0; ch < gw->cfg.nchannels; ch++)

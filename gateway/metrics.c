@@ -106,6 +106,39 @@ static void render_ingress(sbuf_t *b, const gw_t *gw)
                   gw_close_reason_names[r], (unsigned long long)gw_metrics.rejected[r]);
 }
 
+static void render_upstream(sbuf_t *b, const gw_t *gw)
+{
+    const gw_config_t *cfg = &gw->cfg;
+    static const struct {
+        const char *name, *type, *help;
+    } m[] = {
+        {"mdcast_upstream_connected", "gauge", "Connect mode: 1 while logged in upstream."},
+        {"mdcast_upstream_logins_total", "counter", "Connect mode: upstream logins accepted."},
+        {"mdcast_upstream_messages_total", "counter", "Connect mode: sequenced messages taken."},
+        {"mdcast_upstream_duplicates_total", "counter",
+         "Connect mode: replayed messages already sequenced (skipped)."},
+        {"mdcast_upstream_lost_total", "counter",
+         "Connect mode: messages the upstream could not replay after a reconnect."},
+    };
+    for (size_t i = 0; i < sizeof(m) / sizeof(m[0]); i++) {
+        bool any = false;
+        for (int ch = 0; ch < cfg->nchannels; ch++) {
+            if (!cfg->channels[ch].upstream)
+                continue;
+            if (!any)
+                help(b, m[i].name, m[i].type, m[i].help);
+            any = true;
+            uint64_t v = i == 0   ? (uint64_t)gw_metrics.up_connected[ch]
+                         : i == 1 ? gw_metrics.up_connects[ch]
+                         : i == 2 ? gw_metrics.up_messages[ch]
+                         : i == 3 ? gw_metrics.up_duplicates[ch]
+                                  : gw_metrics.up_skipped[ch];
+            sb_printf(b, "%s{channel=\"%s\"} %llu\n", m[i].name, cfg->channels[ch].name,
+                      (unsigned long long)v);
+        }
+    }
+}
+
 static void render_egress(sbuf_t *b, const gw_t *gw)
 {
     const gw_config_t *cfg = &gw->cfg;
@@ -194,6 +227,7 @@ char *gw_metrics_render(const gw_t *gw, size_t *len)
     if (!b.p)
         return NULL;
     render_ingress(&b, gw);
+    render_upstream(&b, gw);
     render_egress(&b, gw);
     render_retransmit(&b, gw);
     if (b.oom) {

@@ -58,7 +58,31 @@ static const bad_t bads[] = {
      "{\"username\":\"pub1\",\"password\":\"p2\",\"channel\":\"c1\"}]",
      "ingress.users[1].username"},
     {"\"users\":[{\"username\":\"pub1\",\"password\":\"pw\",\"channel\":\"c1\"}]", "\"users\":[]",
+     "channels[0]"},
+    {"\"users\":[{\"username\":\"pub1\",\"password\":\"pw\",\"channel\":\"c1\"}]", "\"users\":{}",
      "ingress.users"},
+    {"\"ring_bytes\":100000}",
+     "\"ring_bytes\":100000,\"upstream\":{\"connect\":\"127.0.0.1:1\","
+     "\"username\":\"up\"}}",
+     "ingress.users[0].channel"},
+    {"\"ring_bytes\":100000}", "\"ring_bytes\":100000,\"upstream\":{\"username\":\"up\"}}",
+     "channels[0].upstream.connect"},
+    {"\"ring_bytes\":100000}",
+     "\"ring_bytes\":100000,\"upstream\":{\"connect\":\"x:1\","
+     "\"username\":\"up\"}}",
+     "channels[0].upstream.connect"},
+    {"\"ring_bytes\":100000}",
+     "\"ring_bytes\":100000,\"upstream\":{\"connect\":\"127.0.0.1:1\","
+     "\"username\":\"toolong7\"}}",
+     "channels[0].upstream.username"},
+    {"\"ring_bytes\":100000}",
+     "\"ring_bytes\":100000,\"upstream\":{\"connect\":\"127.0.0.1:1\","
+     "\"username\":\"up\",\"reconnect_ms\":1}}",
+     "channels[0].upstream.reconnect_ms"},
+    {"\"ring_bytes\":100000}",
+     "\"ring_bytes\":100000,\"upstream\":{\"connect\":\"127.0.0.1:1\","
+     "\"username\":\"up\",\"port\":1}}",
+     "channels[0].upstream.port"},
     {"\"session\":\"SESS1\"", "\"session\":\"ELEVENCHARS\"", "channels[0].session"},
     {"\"session\":\"SESS1\"", "\"session\":\"\"", "channels[0].session"},
     {"\"lines\":[\"239.1.1.1:30001\",\"239.1.1.2:30001\"]", "\"lines\":[]", "channels[0].lines"},

@@ -7,7 +7,7 @@ of `va` with IP_MULTICAST_LOOP on, and the receivers here join the groups on `va
 and SoupBinTCP handling below is written from the specifications, independently of libmdfeed,
 so it is a second opinion on the gateway's bytes.
 
-  gwtest.py SCENARIO        (flow | retransmit | malformed | backends | fallback | congestion)
+  gwtest.py SCENARIO        (flow | retransmit | malformed | backends | fallback | congestion | upstream)
 """
 import ctypes
 import json
@@ -193,8 +193,12 @@ METRIC_LINE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{([a-zA-Z_][a-zA-Z0-9_]*
 
 
 def scrape():
+    return scrape_port(METRICS_PORT)
+
+
+def scrape_port(port):
     """Parses /metrics (Prometheus text format 0.0.4) into {(name, labels): value}."""
-    status, body = http_get("/metrics")
+    status, body = http_get("/metrics", port)
     check(status == 200, f"/metrics status {status}")
     out, types = {}, {}
     for line in body.splitlines():
@@ -698,7 +702,158 @@ def scenario_congestion():
         subprocess.run(["tc", "qdisc", "del", "dev", IFACE, "root"], stderr=subprocess.DEVNULL)
 
 
+class FakeUpstream:
+    """A SoupBinTCP server with a growing list of sequenced messages (connect-mode tests).
+    `replay_back[user]` makes the next login of `user` be accepted that many messages before
+    what it asked for (a replay the gateway must skip)."""
+
+    def __init__(self, port, session="UPSESS"):
+        self.session = session
+        self.feed = []
+        self.lock = threading.Lock()
+        self.logins = []  # (user, requested seq)
+        self.logouts = []
+        self.conns = {}
+        self.replay_back = {}
+        self.stop = threading.Event()
+        self.srv = socket.socket()
+        self.srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.srv.bind(("127.0.0.1", port))
+        self.srv.listen(8)
+        self.srv.settimeout(0.1)
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+        self.thread.start()
+
+    def _accept(self):
+        while not self.stop.is_set():
+            try:
+                c, _ = self.srv.accept()
+            except (socket.timeout, TimeoutError):
+                continue
+            threading.Thread(target=self._serve, args=(c,), daemon=True).start()
+
+    def _serve(self, c):
+        c.settimeout(5)
+        buf = b""
+        while len(buf) < 49:
+            b = c.recv(4096)
+            if not b:
+                return
+            buf += b
+        check(buf[2:3] == b"L", "upstream: first frame is not a login")
+        user = buf[3:9].decode().strip()
+        req = int(buf[29:49].decode().strip() or "0")
+        buf = buf[49:]
+        with self.lock:
+            self.logins.append((user, req))
+            start = max(1, req - self.replay_back.pop(user, 0))
+            self.conns[user] = c
+        c.sendall(soup_frame(b"A", self.session.encode().ljust(10) + str(start).encode().rjust(20)))
+        nxt, last_tx = start, time.time()
+        c.setblocking(False)
+        while not self.stop.is_set():
+            with self.lock:
+                batch = self.feed[nxt - 1:nxt - 1 + 200]
+            if batch:
+                try:
+                    c.setblocking(True)
+                    c.sendall(b"".join(soup_frame(b"S", m) for m in batch))
+                    c.setblocking(False)
+                except OSError:
+                    return
+                nxt += len(batch)
+                last_tx = time.time()
+            elif time.time() - last_tx > 0.3:
+                try:
+                    c.sendall(soup_frame(b"H"))
+                except OSError:
+                    return
+                last_tx = time.time()
+            try:
+                d = c.recv(4096)
+                if not d:
+                    return
+                buf += d
+                if b"\x00\x01O" in buf:
+                    self.logouts.append(user)
+            except BlockingIOError:
+                pass
+            except OSError:
+                return
+            time.sleep(0.005)
+
+    def append(self, msgs):
+        with self.lock:
+            self.feed.extend(msgs)
+
+    def kick(self, user):
+        with self.lock:
+            c = self.conns.pop(user)
+        c.shutdown(socket.SHUT_RDWR)
+        c.close()
+
+    def close(self):
+        self.stop.set()
+        self.srv.close()
+
+
+def scenario_upstream():
+    """Connect mode: two gateways on one upstream session publish the same sequence (lines A
+    and B on two pods); a reconnect resumes at the next needed message, replays are skipped."""
+    up = FakeUpstream(7100)
+    rng = random.Random(9)
+    first = make_msgs("up1", 500, rng)
+    up.append(first)
+
+    def cfg(tag, n, group):
+        c = base_config(**{"ingress__listen": f"127.0.0.1:{7000 + n}",
+                           "metrics__listen": f"127.0.0.1:{9100 + n}",
+                           "retransmit": {"address": "127.0.0.1"}})
+        c["ingress"]["users"] = [u for u in c["ingress"]["users"] if u["channel"] == "c2"]
+        c["channels"][0]["lines"] = [group]
+        c["channels"][0]["retransmit_port"] = 31001 + 10 * n
+        c["channels"][1]["retransmit_port"] = 31002 + 10 * n
+        c["channels"][1]["lines"] = [f"239.1.9.{n + 1}:30002"]
+        c["channels"][0]["upstream"] = {"connect": "127.0.0.1:7100", "username": tag,
+                                        "password": "pw", "reconnect_ms": 200}
+        return c
+
+    rx = Receiver(["239.1.1.1:30001", "239.1.2.1:30001"])
+    gwa = Gateway(cfg("gwa", 0, "239.1.1.1:30001"))
+    gwb = Gateway(cfg("gwb", 1, "239.1.2.1:30001"))
+    rx.wait_for(lambda: rx.count_messages("239.1.1.1:30001") >= 500 and
+                rx.count_messages("239.1.2.1:30001") >= 500, 10, "first 500 from upstream")
+    # Pod A loses its upstream connection; more data arrives meanwhile; on reconnect the
+    # server replays 100 messages A already has.
+    up.replay_back["gwa"] = 100
+    up.kick("gwa")
+    second = make_msgs("up2", 500, rng)
+    up.append(second)
+    rx.wait_for(lambda: rx.count_messages("239.1.1.1:30001") >= 1000 and
+                rx.count_messages("239.1.2.1:30001") >= 1000, 15, "all 1000 on both lines")
+    a = check_stream(rx.got["239.1.1.1:30001"], "SESSIONC1", 1400)
+    b = check_stream(rx.got["239.1.2.1:30001"], "SESSIONC1", 1400)
+    check(a == first + second, "line A (pod A) lost, duplicated or reordered messages")
+    check(b == first + second, "line B (pod B) lost, duplicated or reordered messages")
+    check(rx.data_messages("239.1.1.1:30001") == rx.data_messages("239.1.2.1:30001"),
+          "pods A and B numbered the messages differently")
+    logins_a = [r for u, r in up.logins if u == "gwa"]
+    check(logins_a == [1, 501], f"pod A asked for {logins_a}, want [1, 501]")
+    ma = scrape_port(9100)
+    check(metric(ma, "mdcast_upstream_duplicates_total", channel="c1") == 100, "duplicates")
+    check(metric(ma, "mdcast_upstream_logins_total", channel="c1") == 2, "logins")
+    check(metric(ma, "mdcast_upstream_connected", channel="c1") == 1, "connected")
+    check(metric(ma, "mdcast_upstream_messages_total", channel="c1") == 1000, "messages")
+    check(gwa.stop() == 0 and gwb.stop() == 0, "exit status")
+    time.sleep(0.1)
+    check(sorted(up.logouts) == ["gwa", "gwb"], f"logouts {up.logouts}")
+    up.close()
+    log("upstream: 2 pods, 1000 messages identically numbered on lines A and B; reconnect "
+        "asked for 501, 100 replayed duplicates skipped; logout at shutdown")
+
+
 SCENARIOS = {
+    "upstream": scenario_upstream,
     "congestion": scenario_congestion,
     "flow": scenario_flow,
     "retransmit": scenario_retransmit,
