@@ -179,6 +179,24 @@ static void test_example_loads(void)
     ASSERT_EQ(run_check(GW_SOURCE_DIR "/config/gateway.json", out, sizeof(out)), 0);
 }
 
+static void test_connect_example_loads(void)
+{
+    static gw_config_t cfg;
+    char err[256];
+    int rc = gw_config_load(GW_SOURCE_DIR "/config/gateway-connect.json", &cfg, err, sizeof(err));
+    if (rc)
+        fprintf(stderr, "%s\n", err);
+    ASSERT_EQ(rc, 0);
+    ASSERT_EQ(cfg.nusers, 0);
+    ASSERT(cfg.channels[0].upstream);
+    ASSERT_STR_EQ(cfg.channels[0].upstream_user, "mdgw");
+    ASSERT_EQ(ntohs(cfg.channels[0].upstream_addr.sin_port), 26400);
+    ASSERT_EQ(cfg.channels[0].reconnect_ms, 1000);
+    ASSERT_EQ(cfg.socket_buffer_bytes, 4194304);
+    char out[4096];
+    ASSERT_EQ(run_check(GW_SOURCE_DIR "/config/gateway-connect.json", out, sizeof(out)), 0);
+}
+
 static void test_defaults(void)
 {
     static gw_config_t cfg;
@@ -235,6 +253,7 @@ static void test_bad_configs(void)
 int main(void)
 {
     test_example_loads();
+    test_connect_example_loads();
     test_defaults();
     test_bad_configs();
     printf("test_gw_config: ok\n");

@@ -592,6 +592,20 @@ def scenario_malformed():
         v = metric(m, "mdcast_publisher_closes_total", reason=reason)
         check(v == want, f"closes{{reason={reason}}} = {v}, want {want}")
     log(f"malformed: good publisher delivered {len(sent)} messages in order throughout")
+    # Random bytes from 100 connections (some after a valid login): each is closed or
+    # ignored, the gateway stays up, the good publisher keeps flowing.
+    grng = random.Random(13)
+    for i in range(100):
+        s = socket.create_connection(("127.0.0.1", INGRESS_PORT), timeout=5)
+        junk = bytes(grng.randrange(256) for _ in range(grng.randrange(1, 300)))
+        s.sendall((login2 if i % 2 else b"") + junk)
+        s.close()
+    check(gw.proc.poll() is None, "gateway died on random input")
+    check(http_get("/healthz")[0] == 200, "/healthz after random input")
+    good.send([b"after-junk"])
+    rx.wait_for(lambda: rx.count_messages("239.1.1.1:30001") >= total + 1, 5, "after junk")
+    check(rx.data_messages("239.1.1.1:30001")[-1][1] == b"after-junk", "good publisher after junk")
+    log("malformed: 100 connections of random bytes: gateway up")
     check(gw.stop() == 0, "exit status")
 
 
