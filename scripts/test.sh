@@ -8,4 +8,5 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 cd "$here/build-test"
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
-ctest --output-on-failure -j2 "$@"
+# Benchmarks (label "bench") are not tests: tests/bench/run.sh runs them.
+ctest --output-on-failure -j2 -LE bench "$@"

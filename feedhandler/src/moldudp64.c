@@ -50,21 +50,35 @@ static void header_decode(const uint8_t *p, mdfeed_mold_header_t *h)
     h->count = mdfeed_get_be16(p + 18);
 }
 
-/* Walks `count` blocks; returns 0 when they end exactly at `end`. */
+/* Steps over one block at `*p`; false when its header or its bytes run past `end`. */
+static bool skip_block(const uint8_t **p, const uint8_t *end)
+{
+    if (end - *p < MDFEED_MOLD_BLOCK_HDR_LEN)
+        return false;
+    size_t len = mdfeed_get_be16(*p);
+    if ((size_t)(end - *p - MDFEED_MOLD_BLOCK_HDR_LEN) < len)
+        return false;
+    *p += MDFEED_MOLD_BLOCK_HDR_LEN + len;
+    return true;
+}
+
+/* Walks `count` blocks; returns 0 when they end exactly at `end`. Bytes left over after
+ * `count` blocks are a count mismatch when they are whole blocks themselves (the sender
+ * miscounted) and trailing garbage otherwise, so the error names the likelier defect. */
 static int check_blocks(const uint8_t *p, const uint8_t *end, uint16_t count)
 {
     for (uint16_t i = 0; i < count; i++) {
         if (p == end)
             return MDFEED_EMOLD_COUNT_MISMATCH; /* fewer blocks than the count says */
-        if (end - p < MDFEED_MOLD_BLOCK_HDR_LEN)
+        if (!skip_block(&p, end))
             return MDFEED_EMOLD_BLOCK_OVERRUN;
-        size_t len = mdfeed_get_be16(p);
-        p += MDFEED_MOLD_BLOCK_HDR_LEN;
-        if ((size_t)(end - p) < len)
-            return MDFEED_EMOLD_BLOCK_OVERRUN;
-        p += len;
     }
-    return p == end ? 0 : MDFEED_EMOLD_TRAILING;
+    if (p == end)
+        return 0;
+    /* At most 65535 more blocks fit in a datagram: the walk is bounded by its length. */
+    while (p < end && skip_block(&p, end))
+        ;
+    return p == end ? MDFEED_EMOLD_COUNT_MISMATCH : MDFEED_EMOLD_TRAILING;
 }
 
 int mdfeed_mold_decode(const void *buf, size_t len, mdfeed_mold_packet_t *out)
@@ -128,8 +142,7 @@ int mdfeed_mold_request_decode(const void *buf, size_t len, mdfeed_mold_header_t
 int mdfeed_mold_builder_init(mdfeed_mold_builder_t *b, void *buf, size_t budget,
                              const char session[MDFEED_MOLD_SESSION_LEN])
 {
-    if (!b || !buf || budget < MDFEED_MOLD_HEADER_LEN + MDFEED_MOLD_BLOCK_HDR_LEN ||
-        budget > 65507)
+    if (!b || !buf || budget < MDFEED_MOLD_HEADER_LEN + MDFEED_MOLD_BLOCK_HDR_LEN || budget > 65507)
         return -EINVAL;
     memset(b, 0, sizeof(*b));
     b->buf = buf;
@@ -158,11 +171,15 @@ int mdfeed_mold_builder_append(mdfeed_mold_builder_t *b, const void *msg, size_t
 {
     if (b->len == 0)
         return -EINVAL;
-    if (len > UINT16_MAX ||
-        len > b->budget - MDFEED_MOLD_HEADER_LEN - MDFEED_MOLD_BLOCK_HDR_LEN)
+    if (len > UINT16_MAX || len > b->budget - MDFEED_MOLD_HEADER_LEN - MDFEED_MOLD_BLOCK_HDR_LEN)
         return MDFEED_ETOOBIG;
-    if (len > mdfeed_mold_builder_room(b) || mdfeed_mold_builder_room(b) == 0)
+    /* Not via builder_room(): its 0 cannot tell "only an empty message fits" from "none". */
+    if (b->count == MDFEED_MOLD_MAX_COUNT || b->len + MDFEED_MOLD_BLOCK_HDR_LEN + len > b->budget)
         return MDFEED_EFULL;
+    /* The last message's sequence number (seq + count) must stay within 64 bits, as
+     * mdfeed_mold_decode() requires of every packet. */
+    if (b->count >= UINT64_MAX - b->seq)
+        return MDFEED_EMOLD_SEQ_OVERFLOW;
     uint8_t *p = b->buf + b->len;
     mdfeed_put_be16(p, (uint16_t)len);
     if (len)

@@ -68,10 +68,36 @@ static int get_seqnum(const uint8_t *src, uint64_t *out)
     return 0;
 }
 
-static int frame_start(uint8_t *buf, size_t cap, char type, size_t payload_len)
+int mdfeed_soup_frame_check(char type, size_t payload_len)
 {
     if (payload_len > MDFEED_SOUP_MAX_FRAME - 1)
         return MDFEED_ESOUP_BAD_LENGTH;
+    switch (type) {
+    case MDFEED_SOUP_LOGIN_REQUEST:
+        return payload_len == MDFEED_SOUP_LOGIN_REQUEST_PAYLOAD ? 0 : MDFEED_ESOUP_BAD_LENGTH;
+    case MDFEED_SOUP_LOGIN_ACCEPTED:
+        return payload_len == MDFEED_SOUP_LOGIN_ACCEPTED_PAYLOAD ? 0 : MDFEED_ESOUP_BAD_LENGTH;
+    case MDFEED_SOUP_LOGIN_REJECTED:
+        return payload_len == MDFEED_SOUP_LOGIN_REJECTED_PAYLOAD ? 0 : MDFEED_ESOUP_BAD_LENGTH;
+    case MDFEED_SOUP_SERVER_HEARTBEAT:
+    case MDFEED_SOUP_CLIENT_HEARTBEAT:
+    case MDFEED_SOUP_END_OF_SESSION:
+    case MDFEED_SOUP_LOGOUT_REQUEST:
+        return payload_len == 0 ? 0 : MDFEED_ESOUP_BAD_LENGTH;
+    case MDFEED_SOUP_SEQUENCED_DATA:
+    case MDFEED_SOUP_UNSEQUENCED_DATA:
+    case MDFEED_SOUP_DEBUG:
+        return 0;
+    default:
+        return MDFEED_ESOUP_BAD_TYPE;
+    }
+}
+
+static int frame_start(uint8_t *buf, size_t cap, char type, size_t payload_len)
+{
+    int rc = mdfeed_soup_frame_check(type, payload_len);
+    if (rc)
+        return rc;
     if (cap < MDFEED_SOUP_LEN_PREFIX + 1 + payload_len)
         return MDFEED_ESOUP_NOSPACE;
     buf[0] = (uint8_t)((payload_len + 1) >> 8);
@@ -88,37 +114,34 @@ int mdfeed_soup_encode(void *buf, size_t cap, char type, const void *payload, si
     return n;
 }
 
+/* The fields are checked before anything is written, so a refused frame leaves `buf` as it
+ * was: a caller appending frames to an output queue never sends half a login. */
 int mdfeed_soup_encode_login_request(void *buf, size_t cap, const mdfeed_soup_login_t *login)
 {
-    int n = frame_start(buf, cap, MDFEED_SOUP_LOGIN_REQUEST, MDFEED_SOUP_LOGIN_REQUEST_PAYLOAD);
-    if (n < 0)
-        return n;
-    uint8_t *p = (uint8_t *)buf + 3;
+    uint8_t p[MDFEED_SOUP_LOGIN_REQUEST_PAYLOAD];
     int rc;
     if ((rc = put_field(p, MDFEED_SOUP_USERNAME_LEN, login->username, false)) ||
         (rc = put_field(p + 6, MDFEED_SOUP_PASSWORD_LEN, login->password, false)) ||
         (rc = put_field(p + 16, MDFEED_SOUP_SESSION_LEN, login->session, true)))
         return rc;
     put_seqnum(p + 26, login->seq);
-    return n;
+    return mdfeed_soup_encode(buf, cap, MDFEED_SOUP_LOGIN_REQUEST, p, sizeof(p));
 }
 
 int mdfeed_soup_encode_login_accepted(void *buf, size_t cap, const mdfeed_soup_accept_t *acc)
 {
-    int n = frame_start(buf, cap, MDFEED_SOUP_LOGIN_ACCEPTED, MDFEED_SOUP_LOGIN_ACCEPTED_PAYLOAD);
-    if (n < 0)
-        return n;
-    uint8_t *p = (uint8_t *)buf + 3;
+    uint8_t p[MDFEED_SOUP_LOGIN_ACCEPTED_PAYLOAD];
     int rc = put_field(p, MDFEED_SOUP_SESSION_LEN, acc->session, true);
     if (rc)
         return rc;
     put_seqnum(p + 10, acc->seq);
-    return n;
+    return mdfeed_soup_encode(buf, cap, MDFEED_SOUP_LOGIN_ACCEPTED, p, sizeof(p));
 }
 
 int mdfeed_soup_encode_login_rejected(void *buf, size_t cap, char reason)
 {
-    if (reason != MDFEED_SOUP_REJECT_NOT_AUTHORIZED && reason != MDFEED_SOUP_REJECT_SESSION_NOT_AVAIL)
+    if (reason != MDFEED_SOUP_REJECT_NOT_AUTHORIZED &&
+        reason != MDFEED_SOUP_REJECT_SESSION_NOT_AVAIL)
         return MDFEED_ESOUP_BAD_FIELD;
     return mdfeed_soup_encode(buf, cap, MDFEED_SOUP_LOGIN_REJECTED, &reason, 1);
 }
@@ -156,25 +179,39 @@ int mdfeed_soup_decode_login_rejected(const void *payload, size_t len, char *rea
     return 0;
 }
 
+static const char soup_unknown_type[] = "unknown";
+
 bool mdfeed_soup_type_known(char type)
 {
-    return mdfeed_soup_type_name(type)[0] != 'u';
+    /* By identity, not by text: "unsequenced data" starts with the same letter. */
+    return mdfeed_soup_type_name(type) != soup_unknown_type;
 }
 
 const char *mdfeed_soup_type_name(char type)
 {
     switch (type) {
-    case MDFEED_SOUP_DEBUG: return "debug";
-    case MDFEED_SOUP_LOGIN_ACCEPTED: return "login accepted";
-    case MDFEED_SOUP_LOGIN_REJECTED: return "login rejected";
-    case MDFEED_SOUP_SEQUENCED_DATA: return "sequenced data";
-    case MDFEED_SOUP_SERVER_HEARTBEAT: return "server heartbeat";
-    case MDFEED_SOUP_END_OF_SESSION: return "end of session";
-    case MDFEED_SOUP_LOGIN_REQUEST: return "login request";
-    case MDFEED_SOUP_UNSEQUENCED_DATA: return "unsequenced data";
-    case MDFEED_SOUP_CLIENT_HEARTBEAT: return "client heartbeat";
-    case MDFEED_SOUP_LOGOUT_REQUEST: return "logout request";
-    default: return "unknown";
+    case MDFEED_SOUP_DEBUG:
+        return "debug";
+    case MDFEED_SOUP_LOGIN_ACCEPTED:
+        return "login accepted";
+    case MDFEED_SOUP_LOGIN_REJECTED:
+        return "login rejected";
+    case MDFEED_SOUP_SEQUENCED_DATA:
+        return "sequenced data";
+    case MDFEED_SOUP_SERVER_HEARTBEAT:
+        return "server heartbeat";
+    case MDFEED_SOUP_END_OF_SESSION:
+        return "end of session";
+    case MDFEED_SOUP_LOGIN_REQUEST:
+        return "login request";
+    case MDFEED_SOUP_UNSEQUENCED_DATA:
+        return "unsequenced data";
+    case MDFEED_SOUP_CLIENT_HEARTBEAT:
+        return "client heartbeat";
+    case MDFEED_SOUP_LOGOUT_REQUEST:
+        return "logout request";
+    default:
+        return soup_unknown_type;
     }
 }
 
@@ -195,6 +232,12 @@ void mdfeed_soup_parser_close(mdfeed_soup_parser_t *p)
     free(p->buf);
     p->buf = NULL;
     p->len = 0;
+}
+
+void mdfeed_soup_parser_reset(mdfeed_soup_parser_t *p)
+{
+    p->len = 0;
+    p->error = 0;
 }
 
 bool mdfeed_soup_parser_partial(const mdfeed_soup_parser_t *p)
@@ -244,17 +287,28 @@ static int fill_partial(mdfeed_soup_parser_t *p, const uint8_t *in, size_t n, bo
     return (int)(taken + k);
 }
 
+/* A callback that stops the feed leaves the rest of the fed bytes unread; the parser cannot
+ * keep them (they may be more than its buffer holds) and the caller cannot tell where the
+ * next frame starts, so the stream is broken from here on: the stop is sticky like an error. */
+static int stop(mdfeed_soup_parser_t *p, int rc)
+{
+    p->error = rc;
+    return rc;
+}
+
 int mdfeed_soup_parser_feed(mdfeed_soup_parser_t *p, const void *bytes, size_t n,
                             mdfeed_soup_frame_cb cb, void *data)
 {
     const uint8_t *in = bytes;
     if (p->error)
         return p->error;
+    if (!p->buf)
+        return -EINVAL; /* never initialised, or closed */
     if (p->len > 0) {
         bool complete;
         int taken = fill_partial(p, in, n, &complete);
         if (taken < 0)
-            return p->error = taken;
+            return stop(p, taken);
         in += taken;
         n -= (size_t)taken;
         if (!complete)
@@ -263,17 +317,17 @@ int mdfeed_soup_parser_feed(mdfeed_soup_parser_t *p, const void *bytes, size_t n
         p->len = 0;
         int rc = deliver(p->buf, size, cb, data);
         if (rc)
-            return rc;
+            return stop(p, rc);
     }
     while (n >= MDFEED_SOUP_LEN_PREFIX) {
         int size = frame_size(p, in);
         if (size < 0)
-            return p->error = size;
+            return stop(p, size);
         if ((size_t)size > n)
             break;
         int rc = deliver(in, (size_t)size, cb, data);
         if (rc)
-            return rc;
+            return stop(p, rc);
         in += size;
         n -= (size_t)size;
     }

@@ -16,6 +16,10 @@ extern "C" {
 #endif
 
 #define MDFEED_ITCH_HEADER_LEN 11
+/* Longest message (NOII, type byte included) and a line buffer mdfeed_itch_format() never outgrows.
+ */
+#define MDFEED_ITCH_MAX_MSG_LEN 50
+#define MDFEED_ITCH_LINE_MAX    256
 
 typedef struct {
     char type;
@@ -36,10 +40,12 @@ MDFEED_EXTERN const char *mdfeed_itch_type_name(char type);
 MDFEED_EXTERN int mdfeed_itch_header_decode(const void *msg, size_t len, mdfeed_itch_header_t *out);
 
 /* Renders one message as one human line (no newline): type name, time of day
- * (HH:MM:SS.nnnnnnnnn) and the key fields (symbol, side, shares, price with 4 decimals, order
- * reference numbers). Returns the length written (NUL not counted), or
- * MDFEED_EITCH_UNKNOWN_TYPE / MDFEED_EITCH_BAD_LENGTH / MDFEED_EITCH_NOSPACE (`out` then holds
- * a truncated NUL-terminated line when cap > 0). 256 bytes always suffice. */
+ * (HH:MM:SS.nnnnnnnnn) and the key fields as `key=value` (stock, side, shares, price with 4
+ * decimals, order reference and match numbers), e.g.
+ *   "Add Order 09:30:00.000000123 stock=AAPL side=B shares=100 price=187.2500 ref=42"
+ * Non-printable bytes in text fields are shown as '?'. Returns the length written (NUL not
+ * counted), or MDFEED_EITCH_UNKNOWN_TYPE / MDFEED_EITCH_BAD_LENGTH / MDFEED_EITCH_NOSPACE (`out`
+ * then holds a truncated NUL-terminated line when cap > 0). 256 bytes always suffice. */
 MDFEED_EXTERN int mdfeed_itch_format(const void *msg, size_t len, char *out, size_t cap);
 
 #ifdef __cplusplus

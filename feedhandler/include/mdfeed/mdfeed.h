@@ -55,7 +55,19 @@ extern "C" {
     X(ITCH_NOSPACE, -10052, "ITCH 5.0: output buffer too small")
 
 /* Codes of the subscriber and the publisher client: -10100 .. -10199. */
-#define MDFEED_CLIENT_ERRNO_MAP(X) X(CLOSED, -10100, "handle is closed")
+#define MDFEED_CLIENT_ERRNO_MAP(X)                                                                 \
+    X(CLOSED, -10100, "handle is closed")                                                          \
+    X(BAD_ADDRESS, -10101, "address is not IPV4:PORT (or HOST:PORT for a publisher)")              \
+    X(NOT_MULTICAST, -10102, "group address is not an IPv4 multicast address")                     \
+    X(NO_INTERFACE, -10103, "interface: no such interface name or local IPv4 address")             \
+    X(BAD_CONFIG, -10104, "invalid configuration value")                                           \
+    X(REJECTED_AUTH, -10110, "SoupBinTCP login rejected: not authorized (user or password)")       \
+    X(REJECTED_SESSION, -10111, "SoupBinTCP login rejected: session not available")                \
+    X(PROTOCOL, -10112, "SoupBinTCP: peer broke the protocol (bad frame or unexpected packet)")    \
+    X(PEER_TIMEOUT, -10113, "peer silent past the heartbeat timeout")                              \
+    X(GAVE_UP, -10114, "reconnect attempts exhausted")                                             \
+    X(ENDED, -10115, "session ended (end of session received or logged out)")                      \
+    X(TIMEDOUT, -10116, "operation timed out")
 
 #define MDFEED_ERRNO_MAP(X) MDFEED_CODEC_ERRNO_MAP(X) MDFEED_CLIENT_ERRNO_MAP(X)
 
@@ -74,6 +86,257 @@ MDFEED_EXTERN const char *mdfeed_err_name(int err);
 
 /* Returns MDFEED_VERSION_HEX of the library actually linked. */
 MDFEED_EXTERN unsigned mdfeed_version(void);
+
+/* ---------------------------------------------------------------------------------------------
+ * Addresses
+ * ------------------------------------------------------------------------------------------- */
+
+/* Parses "A.B.C.D:PORT" into `*addr` and `*port` (host byte order). Returns 0 or
+ * MDFEED_EBAD_ADDRESS. Never resolves names, never blocks. */
+MDFEED_EXTERN int mdfeed_addr_parse(const char *str, uint32_t *addr, uint16_t *port);
+
+/* ---------------------------------------------------------------------------------------------
+ * Subscriber: join line A (and B), receive MoldUDP64 in batches, arbitrate, recover gaps,
+ * deliver in order.
+ *
+ * Threading: a subscriber belongs to one thread at a time; no call is thread-safe against
+ * another on the same handle. Callbacks run inside mdfeed_sub_dispatch()/mdfeed_sub_run().
+ * ------------------------------------------------------------------------------------------- */
+
+typedef struct mdfeed_sub mdfeed_sub_t;
+
+/* Why messages were declared lost (mdfeed_sub_callbacks_t.on_loss). */
+typedef enum {
+    MDFEED_LOSS_NO_SERVER = 1, /* gap timed out and no retransmission server is configured */
+    MDFEED_LOSS_RETRIES = 2,   /* re-requests retried with backoff and never answered */
+    MDFEED_LOSS_HOLD_FULL = 3, /* no server, and holding more would pass max_held */
+} mdfeed_loss_reason_t;
+
+/* Returns a static name for a loss reason ("no-server", "retries-exhausted", "hold-full"). */
+MDFEED_EXTERN const char *mdfeed_loss_reason_str(mdfeed_loss_reason_t reason);
+
+/* Where a message or packet came from. */
+enum { MDFEED_LINE_A = 0, MDFEED_LINE_B = 1, MDFEED_LINE_RETRANSMIT = 2 };
+
+/* Warning codes (mdfeed_sub_callbacks_t.on_warning). */
+enum {
+    MDFEED_WARN_IGMP_VERSION = 1, /* force_igmp_version of the interface is not 2 (TGW needs v2) */
+    MDFEED_WARN_RCVBUF = 2,       /* the kernel granted a smaller receive buffer than asked */
+    MDFEED_WARN_OVERFLOW = 3,     /* a message beyond the hold window was dropped (re-requested) */
+};
+
+/* One delivered message. `data` points into a receive or hold buffer owned by the
+ * subscriber: it is valid only during the callback (copy it to keep it). */
+typedef struct {
+    uint64_t seq;        /* MoldUDP64 sequence number */
+    const uint8_t *data; /* message bytes */
+    uint16_t len;
+    uint8_t line;   /* MDFEED_LINE_A, _B or _RETRANSMIT: which copy won */
+    uint64_t rx_ns; /* kernel receive time (SO_TIMESTAMPNS, CLOCK_REALTIME ns); 0 if none */
+} mdfeed_msg_t;
+
+/* Callbacks; any may be NULL. `data` is mdfeed_sub_callbacks_t.data. Callbacks may call
+ * mdfeed_sub_stop() and mdfeed_sub_stats() but must not free the subscriber. */
+typedef struct {
+    void *data;
+    /* Every message exactly once, in sequence order, with no gaps except declared losses. */
+    void (*on_message)(void *data, const mdfeed_msg_t *msg);
+    /* A range [first, first+count) still missing after the gap timeout (neither line filled
+     * it); recovery starts (re-requests) or, without a server, loss is declared at once. */
+    void (*on_gap)(void *data, uint64_t first, uint64_t count);
+    /* A re-requested range [first, first+count) arrived completely. */
+    void (*on_recovered)(void *data, uint64_t first, uint64_t count);
+    /* Messages [first, first+count) will never be delivered; delivery resumes after them.
+     * Called in sequence order, interleaved with on_message. */
+    void (*on_loss)(void *data, uint64_t first, uint64_t count, mdfeed_loss_reason_t reason);
+    /* A MoldUDP64 heartbeat: `next_seq` is the server's next sequence number. */
+    void (*on_heartbeat)(void *data, uint64_t next_seq, int line);
+    /* End of session: every message before `next_seq` has been delivered or declared lost.
+     * Called once; the subscriber then ignores further packets. */
+    void (*on_end)(void *data, uint64_t next_seq);
+    /* Something the operator should know (MDFEED_WARN_*); `text` is valid during the call. */
+    void (*on_warning)(void *data, int code, const char *text);
+} mdfeed_sub_callbacks_t;
+
+/* Subscriber configuration. Zero values pick the defaults in brackets. Strings are copied by
+ * mdfeed_sub_new(); the caller keeps ownership of them. */
+typedef struct {
+    const char *group_a;         /* "239.x.y.z:port", required */
+    const char *group_b;         /* line B "239.x.y.z:port", or NULL */
+    const char *interface;       /* name ("net1") or local IPv4 address, required: never ANY */
+    const char *session;         /* expected MoldUDP64 session, or NULL to adopt the first seen */
+    const char *retransmit;      /* re-request server "a.b.c.d:port", or NULL (no recovery) */
+    uint64_t start_seq;          /* 0 = live (start at the first packet seen); N = from N */
+    uint32_t gap_timeout_ms;     /* [20] wait this long for the other line before re-requesting */
+    uint32_t request_timeout_ms; /* [100] first re-request timeout; doubles per retry */
+    uint32_t request_retries;    /* [4] attempts per re-request before loss is declared */
+    uint32_t request_max_count;  /* [1000] most messages asked in one re-request (<= 65534) */
+    uint32_t max_outstanding;    /* [8] re-requests in flight at once */
+    uint32_t max_held;           /* [65536] out-of-order messages held; rounded up to 2^k */
+    uint32_t recv_batch;         /* [64] datagrams per recvmmsg (1..1024) */
+    uint32_t max_datagram;       /* [9000] receive buffer per datagram; longer = truncated */
+    int rcvbuf;                  /* [4 MiB] SO_RCVBUF asked for each line socket */
+} mdfeed_sub_config_t;
+
+/* Counters, monotonically increasing from mdfeed_sub_new(). */
+typedef struct {
+    uint64_t packets;           /* datagrams received on all sockets */
+    uint64_t bytes;             /* UDP payload bytes received */
+    uint64_t messages;          /* messages delivered through on_message */
+    uint64_t duplicates;        /* message copies dropped (other line, or already delivered) */
+    uint64_t first_arrivals[3]; /* messages first seen on line A, B, retransmission */
+    uint64_t heartbeats;
+    uint64_t malformed;        /* datagrams that failed MoldUDP64 validation or were truncated */
+    uint64_t wrong_session;    /* valid datagrams of another session */
+    uint64_t gaps;             /* gap ranges detected (after the gap timeout) */
+    uint64_t gap_messages;     /* messages in those ranges */
+    uint64_t recovered;        /* messages that arrived through re-requests */
+    uint64_t lost;             /* messages declared lost */
+    uint64_t requests_sent;    /* re-request datagrams sent (first tries and retries) */
+    uint64_t overflow_dropped; /* messages beyond the hold window dropped (then re-requested) */
+    uint64_t held;             /* out-of-order messages held right now (a gauge) */
+    uint64_t next_seq;         /* next sequence number to deliver (0 = not yet synchronised) */
+} mdfeed_sub_stats_t;
+
+/* Fills `cfg` with the defaults (all zero = defaults, so this is optional). */
+MDFEED_EXTERN void mdfeed_sub_config_init(mdfeed_sub_config_t *cfg);
+
+/* Creates a subscriber: opens a socket per line (SO_REUSEADDR, bound to the group and port,
+ * joined with IP_ADD_MEMBERSHIP on the interface), the re-request socket, a timerfd and an
+ * epoll fd over them. Reads /proc/sys/net/ipv4/conf/<if>/force_igmp_version and calls
+ * on_warning (inside this call) when it is not 2. Returns 0 and sets `*out` (free it with
+ * mdfeed_sub_free()), or -errno / MDFEED_EBAD_ADDRESS / MDFEED_ENOT_MULTICAST /
+ * MDFEED_ENO_INTERFACE / MDFEED_EBAD_CONFIG; nothing is left allocated on failure. Does not
+ * block. `cbs` is copied. */
+MDFEED_EXTERN int mdfeed_sub_new(mdfeed_sub_t **out, const mdfeed_sub_config_t *cfg,
+                                 const mdfeed_sub_callbacks_t *cbs);
+
+/* Leaves the groups, closes every fd and frees the subscriber. Safe on NULL. */
+MDFEED_EXTERN void mdfeed_sub_free(mdfeed_sub_t *sub);
+
+/* The pollable fd (an epoll fd): readable when mdfeed_sub_dispatch() has work (packets or a
+ * due timer). Owned by the subscriber; do not close it. Use level-triggered readiness. */
+MDFEED_EXTERN int mdfeed_sub_fd(const mdfeed_sub_t *sub);
+
+/* Does whatever is ready without blocking: receives up to a bounded number of batches per
+ * socket, runs due timers (gap timeouts, re-request retries), and calls the callbacks.
+ * Returns the number of messages delivered or declared lost (>= 0), MDFEED_EENDED once the
+ * session has ended (packets arriving after that are read and ignored), or -errno on a
+ * socket error. */
+MDFEED_EXTERN int mdfeed_sub_dispatch(mdfeed_sub_t *sub);
+
+/* Blocks, waiting on the fd and dispatching, until the session ends (returns MDFEED_EENDED),
+ * mdfeed_sub_stop() is called (returns 0), `timeout_ms` passes (returns MDFEED_ETIMEDOUT;
+ * -1 = no limit), or an error occurs (returns it). */
+MDFEED_EXTERN int mdfeed_sub_run(mdfeed_sub_t *sub, int timeout_ms);
+
+/* Makes mdfeed_sub_run() return after the current dispatch. Safe inside callbacks. */
+MDFEED_EXTERN void mdfeed_sub_stop(mdfeed_sub_t *sub);
+
+/* Copies the counters into `*out`. Never blocks. */
+MDFEED_EXTERN void mdfeed_sub_stats(const mdfeed_sub_t *sub, mdfeed_sub_stats_t *out);
+
+/* ---------------------------------------------------------------------------------------------
+ * Publisher client: SoupBinTCP login, heartbeats, unsequenced data to a gateway (`listen`
+ * channel). Sends are non-blocking and coalesced: mdfeed_pub_send() appends a frame to an
+ * output buffer that dispatch writes in as few write() calls as the socket allows.
+ * SoupBinTCP has no acknowledgement for unsequenced data: bytes already written to a
+ * connection that then drops may be lost; bytes still buffered are sent after reconnecting.
+ * ------------------------------------------------------------------------------------------- */
+
+typedef struct mdfeed_pub mdfeed_pub_t;
+
+typedef enum {
+    MDFEED_PUB_CONNECTING = 0, /* TCP connect or login in progress (or waiting to reconnect) */
+    MDFEED_PUB_READY = 1,      /* logged in: data flows */
+    MDFEED_PUB_CLOSED = 2,     /* ended for good: rejected, gave up, logged out, end of session */
+} mdfeed_pub_state_t;
+
+typedef struct {
+    void *data;
+    /* State changes; `err` says why (0, or the error that caused a reconnect or the end). */
+    void (*on_state)(void *data, mdfeed_pub_state_t state, int err);
+    /* Sequenced data or debug text from the server (rare on an ingress channel). */
+    void (*on_server_packet)(void *data, char type, const uint8_t *payload, size_t len);
+} mdfeed_pub_callbacks_t;
+
+typedef struct {
+    const char *connect;         /* "a.b.c.d:port" or "host:port" (resolved once, at new) */
+    const char *username;        /* <= 6 characters */
+    const char *password;        /* <= 10 characters */
+    const char *session;         /* requested session, or NULL/"" for the current one */
+    uint32_t heartbeat_ms;       /* [1000] client heartbeat when nothing else was sent */
+    uint32_t timeout_ms;         /* [15000] server silence that breaks the connection */
+    uint32_t reconnect_min_ms;   /* [100] first reconnect delay; doubles per failure */
+    uint32_t reconnect_max_ms;   /* [5000] cap of the delay */
+    uint32_t reconnect_attempts; /* [10] failures in a row before giving up (MDFEED_EGAVE_UP) */
+    uint32_t max_buffer;         /* [4 MiB] output buffer; a full one makes send return AGAIN */
+} mdfeed_pub_config_t;
+
+typedef struct {
+    uint64_t messages_sent; /* messages written to the socket */
+    uint64_t bytes_sent;    /* bytes written, framing included */
+    uint64_t writes;        /* write() calls that wrote something (coalescing shows here) */
+    uint64_t heartbeats_sent;
+    uint64_t heartbeats_received;
+    uint64_t connects;   /* logins accepted */
+    uint64_t reconnects; /* connections lost and retried */
+    uint64_t buffered;   /* bytes waiting in the output buffer now (a gauge) */
+} mdfeed_pub_stats_t;
+
+/* Creates the client and starts connecting (non-blocking). Returns 0 and sets `*out` (free
+ * with mdfeed_pub_free()), or MDFEED_EBAD_ADDRESS / MDFEED_EBAD_CONFIG / -errno. Resolving a
+ * host name may block (getaddrinfo); pass an address to avoid it. */
+MDFEED_EXTERN int mdfeed_pub_new(mdfeed_pub_t **out, const mdfeed_pub_config_t *cfg,
+                                 const mdfeed_pub_callbacks_t *cbs);
+
+/* Closes the connection (without logout; see mdfeed_pub_close()) and frees. Safe on NULL. */
+MDFEED_EXTERN void mdfeed_pub_free(mdfeed_pub_t *pub);
+
+/* The pollable fd (epoll over the socket and a timerfd); level-triggered. Owned by `pub`. */
+MDFEED_EXTERN int mdfeed_pub_fd(const mdfeed_pub_t *pub);
+
+/* Queues one message as an unsequenced data packet. Never blocks. Returns 0;
+ * MDFEED_EAGAIN when the output buffer is full (dispatch, then retry); MDFEED_ETOOBIG for a
+ * message over 65534 bytes; the terminal error (e.g. MDFEED_EREJECTED_AUTH) once closed. */
+MDFEED_EXTERN int mdfeed_pub_send(mdfeed_pub_t *pub, const void *msg, size_t len);
+
+/* Non-blocking progress: connect, login, read server packets, write buffered data, heartbeats,
+ * timeouts, reconnects. Returns 0 while the client lives, or its terminal error once
+ * closed (MDFEED_EREJECTED_*, MDFEED_EGAVE_UP, MDFEED_EENDED). */
+MDFEED_EXTERN int mdfeed_pub_dispatch(mdfeed_pub_t *pub);
+
+/* Blocks (dispatching) until logged in (returns 0), closed (the terminal error) or
+ * `timeout_ms` passes (MDFEED_ETIMEDOUT). */
+MDFEED_EXTERN int mdfeed_pub_wait_ready(mdfeed_pub_t *pub, int timeout_ms);
+
+/* Blocks (dispatching) until the output buffer is empty (0), closed (the terminal error) or
+ * `timeout_ms` passes (MDFEED_ETIMEDOUT). */
+MDFEED_EXTERN int mdfeed_pub_flush(mdfeed_pub_t *pub, int timeout_ms);
+
+/* Flushes (bounded by `timeout_ms`), sends a logout request and waits (same bound) for the
+ * server to close. Returns 0 or the first error. The handle then stays CLOSED; free it. */
+MDFEED_EXTERN int mdfeed_pub_close(mdfeed_pub_t *pub, int timeout_ms);
+
+/* Returns the client's state now (CONNECTING also while waiting to reconnect). Never blocks. */
+MDFEED_EXTERN mdfeed_pub_state_t mdfeed_pub_state(const mdfeed_pub_t *pub);
+
+/* Copies the counters into `*out`. Never blocks. */
+MDFEED_EXTERN void mdfeed_pub_stats(const mdfeed_pub_t *pub, mdfeed_pub_stats_t *out);
+
+/* ---------------------------------------------------------------------------------------------
+ * Benchmark message (mdcast-pub --timestamps, mdfeed-tap --latency): 4 bytes "MDTS", u64 BE
+ * send time (CLOCK_REALTIME ns), u64 BE counter, then padding up to the chosen size.
+ * ------------------------------------------------------------------------------------------- */
+#define MDFEED_BENCH_MAGIC   "MDTS"
+#define MDFEED_BENCH_MIN_LEN 20
+
+/* Writes a benchmark message of `len` (>= MDFEED_BENCH_MIN_LEN) bytes. Returns `len` or 0. */
+MDFEED_EXTERN size_t mdfeed_bench_encode(void *buf, size_t len, uint64_t send_ns, uint64_t counter);
+
+/* Returns 0 and the send time and counter if `msg` is a benchmark message, else -EINVAL. */
+MDFEED_EXTERN int mdfeed_bench_decode(const void *msg, size_t len, uint64_t *send_ns,
+                                      uint64_t *counter);
 
 #ifdef __cplusplus
 }

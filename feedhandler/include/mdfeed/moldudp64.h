@@ -27,7 +27,8 @@ extern "C" {
 #define MDFEED_MOLD_COUNT_END       0xFFFF
 #define MDFEED_MOLD_MAX_COUNT       0xFFFE /* most messages one data packet can carry */
 #define MDFEED_MOLD_BLOCK_HDR_LEN   2
-/* Largest UDP payload that crosses an AWS Transit Gateway unfragmented: 8500 - 20 (IPv4) - 8 (UDP). */
+/* Largest UDP payload that crosses an AWS Transit Gateway unfragmented:
+ * 8500 - 20 (IPv4) - 8 (UDP). */
 #define MDFEED_MOLD_MAX_DATAGRAM 8472
 
 typedef enum {
@@ -76,15 +77,23 @@ MDFEED_EXTERN size_t mdfeed_mold_header_encode(void *buf,
 
 /* Validates a whole downstream datagram before anything is delivered: header, every block,
  * the count, trailing bytes, the end-of-session rule, sequence overflow. Returns 0 and fills
- * `out`, or one of MDFEED_EMOLD_* naming the first defect found. Never reads past `len`. */
+ * `out`, or one of MDFEED_EMOLD_* naming the first defect found. Never reads past `len`.
+ *   MDFEED_EMOLD_SHORT_HEADER    fewer than 20 bytes
+ *   MDFEED_EMOLD_BLOCK_OVERRUN   a block's length field or bytes run past the datagram
+ *   MDFEED_EMOLD_COUNT_MISMATCH  fewer blocks than `count`, or more whole blocks than it
+ *   MDFEED_EMOLD_TRAILING        bytes after the last block that are no block (also: any
+ *                                byte after a heartbeat's header)
+ *   MDFEED_EMOLD_EOS_PAYLOAD     an end of session (count 0xFFFF) followed by any byte
+ *   MDFEED_EMOLD_SEQ_OVERFLOW    sequence + count passes 2^64 - 1
+ * The session bytes are not checked: a receiver filters on the session it expects. */
 MDFEED_EXTERN int mdfeed_mold_decode(const void *buf, size_t len, mdfeed_mold_packet_t *out);
 
 /* Starts iterating `pkt` (which must come from a successful mdfeed_mold_decode()). */
 MDFEED_EXTERN void mdfeed_mold_iter_init(mdfeed_mold_iter_t *it, const mdfeed_mold_packet_t *pkt);
 
 /* Returns true and sets `*msg`, `*len`, `*seq` to the next message; false at the end. */
-MDFEED_EXTERN bool mdfeed_mold_iter_next(mdfeed_mold_iter_t *it, const uint8_t **msg,
-                                         uint16_t *len, uint64_t *seq);
+MDFEED_EXTERN bool mdfeed_mold_iter_next(mdfeed_mold_iter_t *it, const uint8_t **msg, uint16_t *len,
+                                         uint64_t *seq);
 
 /* Decodes a re-request: exactly 20 bytes. Returns 0 or MDFEED_EMOLD_BAD_REQUEST /
  * MDFEED_EMOLD_SHORT_HEADER. A count of 0 is returned as is: the caller decides. */
@@ -115,15 +124,20 @@ MDFEED_EXTERN void mdfeed_mold_builder_open(mdfeed_mold_builder_t *b, uint64_t s
 
 /* Appends one message to the open packet. Returns 0; MDFEED_EFULL when it does not fit what
  * is left of the budget (or the packet already holds MDFEED_MOLD_MAX_COUNT messages);
- * MDFEED_ETOOBIG when it would not fit even an empty packet; -EINVAL when no packet is open. */
-MDFEED_EXTERN int mdfeed_mold_builder_append(mdfeed_mold_builder_t *b, const void *msg,
-                                             size_t len);
+ * MDFEED_ETOOBIG when it would not fit even an empty packet; MDFEED_EMOLD_SEQ_OVERFLOW when
+ * its sequence number would pass 2^64 - 1; -EINVAL when no packet is open. On any error the
+ * packet is unchanged. */
+MDFEED_EXTERN int mdfeed_mold_builder_append(mdfeed_mold_builder_t *b, const void *msg, size_t len);
 
-/* Bytes still free for one more message's payload in the open packet (0 when none fits). */
+/* Bytes still free for one more message's payload in the open packet: a message of up to
+ * this many bytes fits. 0 when no packet is open, when it is full, or when only an empty
+ * message would fit. */
 MDFEED_EXTERN size_t mdfeed_mold_builder_room(const mdfeed_mold_builder_t *b);
 
 /* Stamps the message count into the header and closes the packet. Returns the datagram
- * length (0 when no packet was open). The bytes stay in `buf` until the next open(). */
+ * length (0 when no packet was open). The bytes stay in `buf` until the next open().
+ * A packet with no message finishes as a 20-byte heartbeat (count 0, sequence = the next
+ * sequence number): check `b->count` before finishing if that is not what you want. */
 MDFEED_EXTERN size_t mdfeed_mold_builder_finish(mdfeed_mold_builder_t *b);
 
 /* Big-endian helpers, shared with the gateway so both sides read the wire the same way. */

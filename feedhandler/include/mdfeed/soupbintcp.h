@@ -58,12 +58,20 @@ typedef struct {
     uint64_t seq; /* sequence number of the next sequenced message */
 } mdfeed_soup_accept_t;
 
-/* Encoders write one whole frame (length prefix included) into `buf` of `cap` bytes and return
- * its length, or MDFEED_ESOUP_NOSPACE when `cap` is too small, or MDFEED_ESOUP_BAD_FIELD when
- * a string does not fit its field or is not printable ASCII. */
+/* Checks a frame's type and payload length against SoupBinTCP 3.0: the ten known types; the
+ * login packets at their fixed sizes; heartbeats, end of session and logout empty; data and
+ * debug packets of any length up to MDFEED_SOUP_MAX_FRAME - 1. Returns 0,
+ * MDFEED_ESOUP_BAD_TYPE or MDFEED_ESOUP_BAD_LENGTH. The stream parser only frames; call
+ * this on what it delivers to reject a malformed packet. */
+MDFEED_EXTERN int mdfeed_soup_frame_check(char type, size_t payload_len);
 
-/* A frame with an arbitrary type and payload (data, heartbeats, end of session, debug,
- * logout). `len` must be at most MDFEED_SOUP_MAX_FRAME - 1. */
+/* Encoders write one whole frame (length prefix included) into `buf` of `cap` bytes and return
+ * its length, or MDFEED_ESOUP_NOSPACE when `cap` is too small, MDFEED_ESOUP_BAD_FIELD when
+ * a string does not fit its field or is not printable ASCII, MDFEED_ESOUP_BAD_TYPE /
+ * MDFEED_ESOUP_BAD_LENGTH as mdfeed_soup_frame_check() says. On error `buf` is untouched. */
+
+/* A frame of any known type with its payload (data, heartbeats, end of session, debug,
+ * logout, or a login packet already encoded). */
 MDFEED_EXTERN int mdfeed_soup_encode(void *buf, size_t cap, char type, const void *payload,
                                      size_t len);
 MDFEED_EXTERN int mdfeed_soup_encode_login_request(void *buf, size_t cap,
@@ -78,8 +86,7 @@ MDFEED_EXTERN int mdfeed_soup_decode_login_request(const void *payload, size_t l
                                                    mdfeed_soup_login_t *out);
 MDFEED_EXTERN int mdfeed_soup_decode_login_accepted(const void *payload, size_t len,
                                                     mdfeed_soup_accept_t *out);
-MDFEED_EXTERN int mdfeed_soup_decode_login_rejected(const void *payload, size_t len,
-                                                    char *reason);
+MDFEED_EXTERN int mdfeed_soup_decode_login_rejected(const void *payload, size_t len, char *reason);
 
 /* True for the ten packet types of SoupBinTCP 3.0. */
 MDFEED_EXTERN bool mdfeed_soup_type_known(char type);
@@ -109,11 +116,18 @@ MDFEED_EXTERN int mdfeed_soup_parser_init(mdfeed_soup_parser_t *p, size_t max_fr
 MDFEED_EXTERN void mdfeed_soup_parser_close(mdfeed_soup_parser_t *p);
 
 /* Parses `n` bytes. Returns 0 when all were consumed (a trailing partial frame is kept), the
- * callback's non-zero value, or MDFEED_ESOUP_OVERSIZE / MDFEED_ESOUP_EMPTY for a broken
- * stream — after which every feed returns the same error. Frames before the defect have
- * already been delivered. Never blocks. */
+ * callback's non-zero value, MDFEED_ESOUP_OVERSIZE / MDFEED_ESOUP_EMPTY for a broken stream,
+ * or -EINVAL for a parser that was never initialised. Errors and callback stops are sticky:
+ * the bytes after the stopping point are not kept, so every later feed returns the same
+ * value until mdfeed_soup_parser_reset() (for a new connection). Frames before the stop
+ * have been delivered. Frame types and lengths are not checked (mdfeed_soup_frame_check()).
+ * Never blocks. */
 MDFEED_EXTERN int mdfeed_soup_parser_feed(mdfeed_soup_parser_t *p, const void *bytes, size_t n,
                                           mdfeed_soup_frame_cb cb, void *data);
+
+/* Forgets any partial frame and any sticky error, keeping the buffer: for reusing a parser
+ * on a new connection. */
+MDFEED_EXTERN void mdfeed_soup_parser_reset(mdfeed_soup_parser_t *p);
 
 /* True when the parser holds part of a frame (a peer closing now left a frame unfinished). */
 MDFEED_EXTERN bool mdfeed_soup_parser_partial(const mdfeed_soup_parser_t *p);

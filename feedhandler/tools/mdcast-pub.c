@@ -1,0 +1,387 @@
+/* mdcast-pub: publishes messages to an mdcast gateway over SoupBinTCP through libmdfeed's
+ * publisher client: generated messages of --size bytes (optionally the timestamped benchmark
+ * message), or an ITCH 5.0 file (2-byte big-endian length-prefixed, plain or gzip) replayed
+ * as fast as allowed, at --rate, or paced by the messages' own timestamps (--speed).
+ * Every loop is bounded: by --count or the file, and by --timeout.
+ *
+ * Exit codes: 0 all sent and flushed; 1 runtime error (connect, file, timeout); 2 usage;
+ * 3 login rejected. */
+#include "mdfeed/mdfeed.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <time.h>
+#include <zlib.h>
+
+typedef struct {
+    const char *itch;
+    uint64_t count; /* 0 = the whole file (ITCH) */
+    double rate;    /* messages per second; 0 = unpaced */
+    double speed;   /* ITCH timestamp pacing factor; 0 = off */
+    size_t size;
+    bool timestamps, json;
+    double timeout_s;
+} opts_t;
+
+static volatile sig_atomic_t interrupted;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    interrupted = 1;
+}
+
+static uint64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static uint64_t real_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: mdcast-pub --connect HOST:PORT [options]\n"
+               "  --user NAME --password PW  SoupBinTCP login (<= 6 / <= 10 characters)\n"
+               "  --session NAME           requested session (default: the current one)\n"
+               "  --count N                messages to send [1000; with --itch: whole file]\n"
+               "  --rate MSGS_PER_S        pace the messages (0 = as fast as possible)\n"
+               "  --size BYTES             generated message size [32]\n"
+               "  --timestamps             send benchmark messages carrying the send time\n"
+               "  --itch FILE              replay an ITCH 5.0 file (plain or gzip)\n"
+               "  --speed X                pace --itch by its timestamps, X times real time\n"
+               "  --timeout SECONDS        give up after this long [300]\n"
+               "  --json                   a JSON summary object as the last stdout line\n"
+               "exit: 0 sent, 1 error, 2 usage, 3 login rejected\n");
+}
+
+static bool parse_u64(const char *s, uint64_t *out)
+{
+    char *end;
+    errno = 0;
+    if (!s || !*s || *s == '-')
+        return false;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || *end)
+        return false;
+    *out = v;
+    return true;
+}
+
+static bool parse_double(const char *s, double *out)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || *end || end == s || !(v >= 0) || v > 1e9)
+        return false;
+    *out = v;
+    return true;
+}
+
+/* Source of messages: generated, or read from an ITCH file. */
+typedef struct {
+    const opts_t *o;
+    gzFile gz;
+    uint64_t produced;
+    uint8_t buf[65536];
+    size_t len;
+    uint64_t itch_ts, itch_ts0; /* ITCH timestamps (ns since midnight) */
+    bool have_ts0;
+    const char *error; /* set when the file is broken */
+} source_t;
+
+/* Loads the next message into src->buf; false at the end (or on a file error). */
+static bool source_next(source_t *src)
+{
+    const opts_t *o = src->o;
+    if (o->count && src->produced >= o->count)
+        return false;
+    if (!o->itch) {
+        if (o->timestamps) {
+            src->len = mdfeed_bench_encode(src->buf, o->size, 0, src->produced);
+        } else {
+            /* A counter then a filler: a receiver can check order and content. */
+            for (size_t i = 0; i < o->size; i++)
+                src->buf[i] = i < 8 ? (uint8_t)(src->produced >> (56 - 8 * i)) : 'x';
+            src->len = o->size;
+        }
+        src->produced++;
+        return true;
+    }
+    uint8_t pre[2];
+    int n = gzread(src->gz, pre, 2);
+    if (n == 0)
+        return false;
+    if (n != 2) {
+        src->error = "truncated length prefix";
+        return false;
+    }
+    size_t len = (size_t)pre[0] << 8 | pre[1];
+    if (len == 0) {
+        src->error = "zero-length message";
+        return false;
+    }
+    if (gzread(src->gz, src->buf, (unsigned)len) != (int)len) {
+        src->error = "truncated message";
+        return false;
+    }
+    src->len = len;
+    src->produced++;
+    if (len >= 11) { /* type, locate, tracking, then a 48-bit timestamp */
+        uint64_t ts = 0;
+        for (int i = 5; i < 11; i++)
+            ts = ts << 8 | src->buf[i];
+        src->itch_ts = ts;
+        if (!src->have_ts0) {
+            src->itch_ts0 = ts;
+            src->have_ts0 = true;
+        }
+    }
+    return true;
+}
+
+/* When (monotonic ns, relative to the start) the current message is due. */
+static uint64_t due_at(const source_t *src)
+{
+    const opts_t *o = src->o;
+    if (o->itch && o->speed > 0 && src->have_ts0 && src->itch_ts >= src->itch_ts0)
+        return (uint64_t)((double)(src->itch_ts - src->itch_ts0) / o->speed);
+    if (o->rate > 0)
+        return (uint64_t)((double)(src->produced - 1) * 1e9 / o->rate);
+    return 0;
+}
+
+static int exit_for(int rc)
+{
+    return rc == MDFEED_EREJECTED_AUTH || rc == MDFEED_EREJECTED_SESSION ? 3 : 1;
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option lopts[] = {
+        {"connect", required_argument, 0, 'C'},  {"user", required_argument, 0, 'u'},
+        {"password", required_argument, 0, 'p'}, {"session", required_argument, 0, 'S'},
+        {"count", required_argument, 0, 'c'},    {"rate", required_argument, 0, 'r'},
+        {"size", required_argument, 0, 'z'},     {"timestamps", no_argument, 0, 'T'},
+        {"itch", required_argument, 0, 'I'},     {"speed", required_argument, 0, 'x'},
+        {"timeout", required_argument, 0, 't'},  {"json", no_argument, 0, 'j'},
+        {"help", no_argument, 0, 'h'},           {0, 0, 0, 0}};
+    opts_t o = {.size = 32, .timeout_s = 300};
+    mdfeed_pub_config_t cfg = {0};
+    bool count_set = false;
+    uint64_t v;
+    int c, idx = 0;
+    while ((c = getopt_long(argc, argv, "", lopts, &idx)) != -1) {
+        switch (c) {
+        case 'C':
+            cfg.connect = optarg;
+            break;
+        case 'u':
+            cfg.username = optarg;
+            break;
+        case 'p':
+            cfg.password = optarg;
+            break;
+        case 'S':
+            cfg.session = optarg;
+            break;
+        case 'c':
+            if (!parse_u64(optarg, &o.count))
+                goto bad;
+            count_set = true;
+            break;
+        case 'r':
+            if (!parse_double(optarg, &o.rate))
+                goto bad;
+            break;
+        case 'z':
+            if (!parse_u64(optarg, &v) || v == 0 || v > 65534)
+                goto bad;
+            o.size = (size_t)v;
+            break;
+        case 'T':
+            o.timestamps = true;
+            break;
+        case 'I':
+            o.itch = optarg;
+            break;
+        case 'x':
+            if (!parse_double(optarg, &o.speed))
+                goto bad;
+            break;
+        case 't':
+            if (!parse_double(optarg, &o.timeout_s) || o.timeout_s <= 0)
+                goto bad;
+            break;
+        case 'j':
+            o.json = true;
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
+        }
+        continue;
+    bad:
+        fprintf(stderr, "mdcast-pub: invalid value for --%s: '%s'\n", lopts[idx].name, optarg);
+        return 2;
+    }
+    if (optind < argc || !cfg.connect) {
+        fprintf(stderr, "mdcast-pub: %s\n",
+                optind < argc ? "unexpected argument" : "--connect is required");
+        usage(stderr);
+        return 2;
+    }
+    if (!o.itch && !count_set)
+        o.count = 1000;
+    if (!o.itch && o.count == 0) {
+        fprintf(stderr, "mdcast-pub: --count must be > 0 without --itch (loops are bounded)\n");
+        return 2;
+    }
+    if (o.timestamps && o.size < MDFEED_BENCH_MIN_LEN) {
+        fprintf(stderr, "mdcast-pub: --timestamps needs --size >= %d\n", MDFEED_BENCH_MIN_LEN);
+        return 2;
+    }
+    if (o.timestamps && o.itch) {
+        fprintf(stderr, "mdcast-pub: --timestamps and --itch exclude each other\n");
+        return 2;
+    }
+    if (o.speed > 0 && !o.itch) {
+        fprintf(stderr, "mdcast-pub: --speed paces an --itch replay\n");
+        return 2;
+    }
+    source_t src = {.o = &o};
+    if (o.itch) {
+        /* gzopen reads plain files too, so one path covers both. */
+        src.gz = gzopen(o.itch, "rb");
+        if (!src.gz) {
+            fprintf(stderr, "mdcast-pub: cannot open %s: %s\n", o.itch, strerror(errno));
+            return 1;
+        }
+        gzbuffer(src.gz, 1 << 17);
+    }
+    signal(SIGINT, on_signal);
+    signal(SIGTERM, on_signal);
+    signal(SIGPIPE, SIG_IGN);
+
+    mdfeed_pub_t *pub = NULL;
+    int rc = mdfeed_pub_new(&pub, &cfg, NULL);
+    if (rc) {
+        fprintf(stderr, "mdcast-pub: %s: %s\n", cfg.connect, mdfeed_strerror(rc));
+        if (src.gz)
+            gzclose(src.gz);
+        return rc == MDFEED_EBAD_ADDRESS || rc == MDFEED_EBAD_CONFIG ? 2 : 1;
+    }
+    uint64_t t0 = mono_ns();
+    uint64_t deadline = t0 + (uint64_t)(o.timeout_s * 1e9);
+    int login_ms = o.timeout_s > 30 ? 30000 : (int)(o.timeout_s * 1000);
+    rc = mdfeed_pub_wait_ready(pub, login_ms);
+    if (rc) {
+        fprintf(stderr, "mdcast-pub: login to %s failed: %s\n", cfg.connect, mdfeed_strerror(rc));
+        mdfeed_pub_free(pub);
+        if (src.gz)
+            gzclose(src.gz);
+        return exit_for(rc);
+    }
+    fprintf(stderr, "mdcast-pub: logged in to %s\n", cfg.connect);
+
+    uint64_t start = mono_ns();
+    uint64_t sent = 0, bytes = 0;
+    int exit_code = 0;
+    bool pending = source_next(&src);
+    while (pending && !interrupted) {
+        uint64_t now = mono_ns();
+        if (now >= deadline) {
+            fprintf(stderr, "mdcast-pub: timeout after %" PRIu64 " messages\n", sent);
+            exit_code = 1;
+            break;
+        }
+        /* Queue every message that is due; the client coalesces them into few writes. */
+        int queued = 0;
+        while (pending && start + due_at(&src) <= now && queued < 4096) {
+            if (o.timestamps)
+                mdfeed_bench_encode(src.buf, src.len, real_ns(), src.produced - 1);
+            rc = mdfeed_pub_send(pub, src.buf, src.len);
+            if (rc == MDFEED_EAGAIN)
+                break;
+            if (rc) {
+                fprintf(stderr, "mdcast-pub: send failed: %s\n", mdfeed_strerror(rc));
+                exit_code = exit_for(rc);
+                pending = false;
+                break;
+            }
+            sent++;
+            bytes += src.len;
+            queued++;
+            pending = source_next(&src);
+        }
+        if (exit_code)
+            break;
+        rc = mdfeed_pub_dispatch(pub);
+        if (rc) {
+            fprintf(stderr, "mdcast-pub: connection closed: %s\n", mdfeed_strerror(rc));
+            exit_code = exit_for(rc);
+            break;
+        }
+        if (!pending)
+            break;
+        uint64_t next = start + due_at(&src);
+        now = mono_ns();
+        int wait_ms = 0;
+        if (rc == 0 && next > now)
+            wait_ms = (int)((next - now) / 1000000u);
+        if (queued == 0 || wait_ms > 0) {
+            struct epoll_event ev;
+            (void)epoll_wait(mdfeed_pub_fd(pub), &ev, 1, wait_ms > 100 ? 100 : wait_ms);
+        }
+    }
+    if (src.error) {
+        fprintf(stderr, "mdcast-pub: %s: %s after %" PRIu64 " messages\n", o.itch, src.error,
+                src.produced);
+        exit_code = 1;
+    }
+    if (exit_code == 0) {
+        uint64_t now = mono_ns();
+        int left_ms = now < deadline ? (int)((deadline - now) / 1000000u) : 0;
+        rc = mdfeed_pub_close(pub, left_ms > 10000 ? 10000 : left_ms);
+        if (rc) {
+            fprintf(stderr, "mdcast-pub: flush/logout failed: %s\n", mdfeed_strerror(rc));
+            exit_code = exit_for(rc);
+        }
+    }
+    double elapsed = (double)(mono_ns() - start) / 1e9;
+    mdfeed_pub_stats_t st;
+    mdfeed_pub_stats(pub, &st);
+    fprintf(stderr,
+            "mdcast-pub: sent %" PRIu64 " messages (%" PRIu64 " bytes) in %.3f s, %.0f msgs/s, "
+            "%" PRIu64 " writes, %" PRIu64 " reconnects\n",
+            st.messages_sent, bytes, elapsed, elapsed > 0 ? (double)st.messages_sent / elapsed : 0,
+            st.writes, st.reconnects);
+    if (o.json)
+        printf("{\"sent\":%" PRIu64 ",\"queued\":%" PRIu64 ",\"bytes\":%" PRIu64
+               ",\"elapsed_s\":%.6f,\"msgs_per_s\":%.1f,\"writes\":%" PRIu64
+               ",\"reconnects\":%" PRIu64 ",\"heartbeats_sent\":%" PRIu64 ",\"ok\":%s}\n",
+               st.messages_sent, sent, bytes, elapsed,
+               elapsed > 0 ? (double)st.messages_sent / elapsed : 0, st.writes, st.reconnects,
+               st.heartbeats_sent, exit_code == 0 ? "true" : "false");
+    mdfeed_pub_free(pub);
+    if (src.gz)
+        gzclose(src.gz);
+    return exit_code;
+}
