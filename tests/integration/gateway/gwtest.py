@@ -638,9 +638,13 @@ def scenario_backends():
     check(bm == ["sendmmsg"], f"io=sendmmsg ran backend {bm}")
     check(ua == ub and ma == mb, "A and B differ")
     check_stream(ua, "SESSIONC1", 1400)
-    check(len(ua) == len(ma), f"{len(ua)} vs {len(ma)} datagrams")
+    def hdr(d):
+        s_, q, c, _ = mold_parse(d)
+        return f"seq {q} count {c} len {len(d)}"
+
     for i, (x, y) in enumerate(zip(ua, ma)):
-        check(x == y, f"datagram {i} differs between io_uring and sendmmsg")
+        check(x == y, f"datagram {i} differs: io_uring {hdr(x)}, sendmmsg {hdr(y)}")
+    check(len(ua) == len(ma), f"{len(ua)} vs {len(ma)} datagrams")
     log(f"backends: {len(ua)} datagrams byte-identical (io_uring vs sendmmsg), incl. end of session")
 
 
