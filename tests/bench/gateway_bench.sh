@@ -31,6 +31,8 @@ tag=$(test_tag)
 P=${tag}p G=${tag}g R=${tag}r
 work=$(mktemp -d)
 cleanup() {
+  # Never stop half way: a failing kill or grep must not leave namespaces behind.
+  set +e +o pipefail
   grep -h '"level":"\(warn\|error\)"' "$work"/gw-*.log 2>/dev/null | sed 's/^/  gateway log: /'
   for ns in $P $G $R; do ip netns pids "$ns" 2>/dev/null | xargs -r kill 2>/dev/null; done
   for ns in $P $G $R; do ip netns del "$ns" 2>/dev/null; done
