@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -216,6 +217,9 @@ int main(int argc, char **argv)
                gw.cfg.nusers);
         return 0;
     }
+    /* A publisher or a scraper that vanishes while we write must cost an EPIPE, not the
+     * process. */
+    signal(SIGPIPE, SIG_IGN);
     gw.loop = uv_default_loop();
     int status = 0;
     if (start(&gw) != 0) {
