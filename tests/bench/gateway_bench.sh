@@ -21,8 +21,8 @@ TOOL=$B/tests/gateway_bench_tool
 if [ ! -x "$GW" ] || [ ! -x "$TOOL" ]; then fail "build $GW and $TOOL first"; fi
 COUNT=${BENCH_COUNT:-2000000}
 REPEAT=${BENCH_REPEAT:-3}
-PACED_RATE=100000
-PACED_COUNT=200000
+PACED_RATE=${BENCH_PACED_RATE:-100000}
+PACED_COUNT=$((PACED_RATE * 2))
 if grep -q "MDCAST_SANITIZE:BOOL=ON" "$B/CMakeCache.txt" 2>/dev/null; then
   echo "NOTE: $B is a sanitizer build; figures are not representative"
 fi
@@ -151,7 +151,7 @@ for io in io_uring sendmmsg; do
   scrape "$io" > "$work/m0"
   line=$(measure "gateway-$io" "$PACED_COUNT" 0 "$P" pub --connect "198.18.1.1:${PORTOF[$io]}" \
          --size 40 --rate "$PACED_RATE")
-  echo "  gateway-$io paced 100k/s: $line"
+  echo "  gateway-$io paced ${PACED_RATE}/s: $line"
   scrape "$io" > "$work/m1"
   read -r p99 mean < <(awk '
     FNR == 1 { f++ }
@@ -163,7 +163,7 @@ for io in io_uring sendmmsg; do
             if (b1[le] - b0[le] >= 0.99 * tot) { p = le; break } }
           printf "%s %.1f\n", (p == "+Inf" ? p : p * 1e6), (s[2] - s[1]) / tot * 1e6 }' "$work/m0" "$work/m1")
   P99[$io]=$p99; MEAN[$io]=$mean
-  echo "  gateway-$io paced 100k/s: arrival->send histogram (le_us:count): $(awk '
+  echo "  gateway-$io paced ${PACED_RATE}/s: arrival->send histogram (le_us:count): $(awk '
     FNR == 1 { f++ }
     /^mdcast_arrival_to_send_seconds_bucket/ { match($0, /le="[^"]*"/); le = substr($0, RSTART+4, RLENGTH-5);
       if (f == 1) b0[le] = $2; else { d = $2 - b0[le]; if (d != prev) printf "%s:%d ", (le == "+Inf" ? le : le * 1e6), d - prev; prev = d } }' "$work/m0" "$work/m1")"
