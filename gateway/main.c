@@ -99,6 +99,10 @@ static void shutdown_gateway(gw_t *gw)
     gw_http_stop(gw);
     /* Whatever start() got to initialise (a failed start stops half way). */
     uv_walk(gw->loop, close_walk_cb, NULL); /* metrics connections still open */
+    /* Closing the signal watchers restored the default action: a second SIGTERM (timeout(1)
+     * and some supervisors send one) must not kill a shutdown that is already under way. */
+    signal(SIGTERM, SIG_IGN);
+    signal(SIGINT, SIG_IGN);
 }
 
 static void on_signal(uv_signal_t *h, int signum)
