@@ -440,6 +440,30 @@ def scenario_flow():
     check(http_get("/healthz")[0] == 200, "/healthz")
     check(http_get("/readyz")[0] == 200, "/readyz")
     check(http_get("/nope")[0] == 404, "404")
+    # Bad HTTP is answered and closed; silent connections are capped and timed out.
+    def raw_http(data):
+        c = socket.create_connection(("127.0.0.1", METRICS_PORT), timeout=5)
+        c.sendall(data)
+        r = b""
+        while True:
+            b_ = c.recv(4096)
+            if not b_:
+                break
+            r += b_
+        c.close()
+        return r.split(b"\r\n", 1)[0]
+    check(raw_http(b"POST /metrics HTTP/1.1\r\n\r\n").startswith(b"HTTP/1.1 405"), "405")
+    # Exactly the 8191 bytes the server reads before it gives up (more would be unread at
+    # its close and turn into a RST that can overtake the answer).
+    check(raw_http(b"GET /" + b"x" * 8186).startswith(b"HTTP/1.1 431"), "431")
+    check(raw_http(b"garbage\r\n\r\n").startswith(b"HTTP/1.1 400"), "400")
+    idle = [socket.create_connection(("127.0.0.1", METRICS_PORT)) for _ in range(40)]
+    time.sleep(0.2)
+    check(gw.proc.poll() is None, "gateway died with 40 idle HTTP connections")
+    for c in idle:
+        c.close()
+    time.sleep(0.1)
+    check(http_get("/healthz")[0] == 200, "/healthz after idle connections")
 
     # SIGTERM: end of session (count 0xFFFF, seq = next) on every line, exit 0, publishers closed.
     before = {g: len(v) for g, v in rx.got.items()}
