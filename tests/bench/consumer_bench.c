@@ -7,8 +7,8 @@
  * packets; then each consumer drains its queue and only the drain is timed (loopback delivers
  * inside the sender's send call, so a receiver's own cost is exactly its drain). The
  * contenders, in an order rotated every round:
- *   raw        recvmmsg, then every message straight to on_message() (no validation, nothing
- *              else), the same function the subscriber calls back, called directly
+ *   raw        recvmmsg, then every message straight to consume() (no validation, nothing
+ *              else), inlined; the subscriber's callback calls the same consume()
  *   raw + ts   the same with SO_TIMESTAMPNS, which the subscriber always asks for, each
  *              message handed its timestamp: the equal-work baseline of the headline ratio
  *   subscriber libmdfeed, its on_message callback calling the same consume()
@@ -60,7 +60,7 @@ static void enter_private_netns(void)
 /* The consumer's work per message, the same for every contender: check order, count, and
  * look at the kernel receive timestamp (every consumer that asks for one uses it). */
 typedef struct {
-    uint64_t msgs, bytes, last_seq, order_errors, no_timestamp, last_rx_ns;
+    uint64_t msgs, bytes, last_seq, order_errors, last_rx_ns;
 } counter_t;
 
 static inline void consume(counter_t *c, uint64_t seq, const uint8_t *data, uint16_t len,
@@ -71,12 +71,10 @@ static inline void consume(counter_t *c, uint64_t seq, const uint8_t *data, uint
     c->last_seq = seq;
     c->msgs++;
     c->bytes += len + (len ? data[0] : 0);
-    c->no_timestamp += rx_ns == 0;
-    c->last_rx_ns = rx_ns;
+    c->last_rx_ns = rx_ns; /* one store: the consumer's work stays as light as before */
 }
 
-/* The subscriber's on_message; the raw loops call it too (directly, so the compiler may
- * inline it there: a hand-written loop keeps that advantage). */
+/* The subscriber's on_message callback: the same consume() the raw loops inline. */
 static void on_message(void *data, const mdfeed_msg_t *m)
 {
     consume(data, m->seq, m->data, m->len, m->rx_ns);
@@ -131,7 +129,7 @@ static void raw_open(raw_t *r, bool ts, bool walk)
     }
 }
 
-static uint64_t raw_drain(raw_t *r, uint64_t want_msgs)
+static inline uint64_t raw_drain(raw_t *r, uint64_t want_msgs)
 {
     uint64_t msgs = 0;
     while (msgs < want_msgs) {
@@ -149,17 +147,34 @@ static uint64_t raw_drain(raw_t *r, uint64_t want_msgs)
             if (!r->walk)
                 continue;
             const uint8_t *p = r->buf[i] + 20, *end = r->buf[i] + r->mm[i].msg_len;
-            mdfeed_msg_t m = {.seq = mdfeed_get_be64(r->buf[i] + 10),
-                              .rx_ns = r->ts ? rx_timestamp(&r->mm[i].msg_hdr) : 0};
-            for (uint16_t k = 0; k < count && p + 2 <= end; k++, m.seq++) {
-                m.len = mdfeed_get_be16(p);
-                m.data = p + 2;
-                on_message(&r->c, &m);
-                p += 2 + m.len;
+            uint64_t seq = mdfeed_get_be64(r->buf[i] + 10);
+            uint64_t rx_ns = r->ts ? rx_timestamp(&r->mm[i].msg_hdr) : 0;
+            for (uint16_t k = 0; k < count && p + 2 <= end; k++) {
+                uint16_t len = mdfeed_get_be16(p);
+                consume(&r->c, seq++, p + 2, len, rx_ns); /* inlined: no call per message */
+                p += 2 + len;
             }
         }
     }
     return msgs;
+}
+
+/* One out-of-line copy per contender, so each is compiled for its own flags and a profiler
+ * (callgrind) reports each on its own; one call per drain, not per message. */
+__attribute__((noinline)) static uint64_t raw_drain_plain(uint64_t want, raw_t *r)
+{
+    r->ts = false, r->walk = true;
+    return raw_drain(r, want);
+}
+__attribute__((noinline)) static uint64_t raw_drain_ts(uint64_t want, raw_t *r)
+{
+    r->ts = true, r->walk = true;
+    return raw_drain(r, want);
+}
+__attribute__((noinline)) static uint64_t raw_drain_count(uint64_t want, raw_t *r)
+{
+    r->ts = false, r->walk = false;
+    return raw_drain(r, want);
 }
 
 
@@ -254,7 +269,9 @@ int main(int argc, char **argv)
             int who = (k + r) % 4;
             uint64_t t0 = now_ns(), got;
             if (who != 2) {
-                got = raw_drain(who == 0 ? raw : who == 1 ? raw_ts : raw_count, round_msgs);
+                got = who == 0   ? raw_drain_plain(round_msgs, raw)
+                      : who == 1 ? raw_drain_ts(round_msgs, raw_ts)
+                                 : raw_drain_count(round_msgs, raw_count);
             } else {
                 uint64_t before = cnt.msgs;
                 while (cnt.msgs - before < round_msgs && mdfeed_sub_dispatch(sub) > 0) {
@@ -278,8 +295,8 @@ int main(int argc, char **argv)
     ASSERT_UEQ(raw->c.msgs, total_msgs);
     ASSERT_UEQ(raw->c.bytes, cnt.bytes); /* the same messages reached the same consumer */
     ASSERT_UEQ(raw_ts->c.bytes, cnt.bytes);
-    ASSERT_UEQ(cnt.no_timestamp, 0); /* both timestamped contenders delivered every one */
-    ASSERT_UEQ(raw_ts->c.no_timestamp, 0);
+    ASSERT(cnt.last_rx_ns != 0); /* the timestamps reached the consumer */
+    ASSERT(raw_ts->c.last_rx_ns != 0);
     ASSERT_UEQ(st.lost, 0);
     ASSERT_UEQ(st.messages, total_msgs);
     double mr = median(raw_rate, rounds), ms = median(sub_rate, rounds);
