@@ -680,27 +680,24 @@ static void note_head(mdfeed_sub_t *sub, uint64_t next, uint64_t now)
 }
 
 /* True when `count` (> 0) blocks fill [p, p + n) exactly: the condition under which
- * mdfeed_mold_decode() accepts a data packet's blocks, checked in one pass with one bounds
- * compare per block (a block running past the end leaves `off` beyond `last`, so the next
- * compare or the final one catches it). `off` never passes n + 2 + 65535: no overflow. */
+ * mdfeed_mold_decode() accepts a data packet's blocks. It walks every block header that fits
+ * (each block takes at least 2 bytes, so at most n / 2 of them) with one compare per block,
+ * then asks for exactly `count` blocks ending exactly at n: a block running past the end
+ * leaves `off` beyond n, bytes left over leave it short of n. `off` stays below
+ * n + 2 + 65535: no overflow. */
 static inline bool blocks_fill_exactly(const uint8_t *p, size_t n, uint16_t count)
 {
     if (n < MDFEED_MOLD_BLOCK_HDR_LEN)
         return false;
     size_t off = 0, last = n - MDFEED_MOLD_BLOCK_HDR_LEN; /* the last offset a header fits at */
-    for (uint16_t i = 0; i < count; i++) {
-        if (off > last)
-            return false;
+    size_t blocks = 0;
+    do {
         off += MDFEED_MOLD_BLOCK_HDR_LEN + mdfeed_get_be16(p + off);
-    }
-    return off == n;
+        blocks++;
+    } while (off <= last);
+    return off == n && blocks == count;
 }
 
-/* The steady state, in one validating pass plus one delivering pass: a valid data packet of
- * our session that is either the next one in order while nothing is held or missing, or the
- * other line's copy of one already delivered. Returns false without side effects for
- * anything else (including every invalid datagram), which handle_datagram() then takes the
- * general way, so counting and recovery stay in one place. */
 /* Hands `count` validated blocks from `p` on to on_message, numbered from m->seq. Not inlined:
  * in its own frame everything the loop keeps across the callback fits in callee-saved
  * registers, which it does not inside the big receive function (callgrind: fewer
