@@ -13,7 +13,11 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/flow.sh"
 
-build=${1:?usage: demo.sh BUILD_DIR [--loopback]}
+build=${1:-}
+if [ -z "$build" ] || [ ! -d "$build" ]; then
+  echo "usage: demo.sh BUILD_DIR [--loopback]   (build it first: scripts/build.sh BUILD_DIR)" >&2
+  exit 2
+fi
 mode=netns
 [ "${2:-}" = --loopback ] && mode=loopback
 [ "$(id -u)" -eq 0 ] || mode=loopback
