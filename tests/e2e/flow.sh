@@ -81,8 +81,7 @@ flow_spawn() {
 flow_missing() {
   local m=() f
   local need=("$GW_BIN" "$TAP_BIN" "$PUB_BIN" "$ITCHGEN_BIN" "$IPAM_BIN")
-  # TB_IPAM=static (development only) stands the static IPAM in for eni-ipam.
-  [ "${TB_IPAM:-}" = static ] || [ "$FLOW_MODE" = loopback ] && unset 'need[4]'
+  [ "$FLOW_MODE" = loopback ] && unset 'need[4]' # no CNI on loopback
   for f in "${need[@]}"; do
     [ -x "$f" ] || m+=("${f#"$FLOW_B"/}")
   done

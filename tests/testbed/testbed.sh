@@ -18,8 +18,8 @@
 #   testbed.sh status | down | check                show | remove everything | prove it is gone
 #   testbed.sh list                                 tags with something left (for down --tag)
 #
-# Every command except `up` takes the tag from --tag or $TB_TAG. `attach` needs $TB_BUILD_DIR
-# (for eni-ipam) unless TB_IPAM=static (development only: the `static` IPAM plugin).
+# Every command except `up` takes the tag from --tag or $TB_TAG. `attach`, `check-attach` and
+# `detach` need $TB_BUILD_DIR (the build dir that holds ipam/eni-ipam).
 #
 # Addressing (NETWORK RULE: 198.18.0.0/15 only, groups 239.0.0.0/8):
 #   VPC (eth0, unicast)   198.18.0.0/24: node i = .(10+i), pods = .(100+k)
@@ -30,7 +30,7 @@ TB_HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 TB_SRC=$(cd "$TB_HERE/../.." && pwd)
 TB_STATE_ROOT=${TB_STATE_ROOT:-/run/mdcast-testbed}
 TB_IMDS_PORT=${TB_IMDS_PORT:-1338}
-TB_NETCONF=${TB_NETCONF:-$TB_SRC/deploy/k8s/base/hostdevice-multicast-network.json}
+TB_NETCONF=$TB_SRC/deploy/k8s/base/hostdevice-multicast-network.json
 TB_CNI_SYS=${TB_CNI_SYS:-/usr/lib/cni}
 TB_VPC_NET=198.18.0
 TB_TGW_NET=198.18.1
@@ -229,25 +229,19 @@ start_imds() {
   die "mock IMDS on $node did not say 'listening on' within 5 s"
 }
 
-# run_cni VERB POD NODE: the network's plugin list run as libcni runs it, inside NODE.
+# run_cni VERB POD NODE: the network's plugin list run as libcni runs it, inside NODE: the
+# deploy JSON as the NAD embeds it, with one override, the IMDS endpoint: the mock on the node's
+# loopback (NETWORK RULE: never 169.254.169.254 in tests).
 run_cni() {
-  local verb=$1 pod=$2 node=$3 i; i=$(node_index "$node")
-  local args=(--conflist "$TB_NETCONF" --netns "/var/run/netns/$(ns "$pod")" --ifname net1
-              --container-id "$TB_TAG-$pod" --cache-dir "$(state)/cni")
-  if [ "${TB_IPAM:-eni-ipam}" = static ]; then
-    # Development only: the static IPAM with what IMDS would have answered.
-    args+=(--cni-path "$TB_CNI_SYS"
-           --set-json "ipam={\"type\":\"static\",\"addresses\":[{\"address\":\"$TB_TGW_NET.$((10 + i))/24\"}],\"routes\":[{\"dst\":\"224.0.0.0/4\"}]}")
-  else
-    : "${TB_BUILD_DIR:?TB_BUILD_DIR must name the build dir that holds ipam/eni-ipam}"
-    [ -x "$TB_BUILD_DIR/ipam/eni-ipam" ] || die "$TB_BUILD_DIR/ipam/eni-ipam is missing (build it)"
-    # Only the IMDS endpoint is overridden: the mock on the node's loopback (NETWORK RULE).
-    args+=(--cni-path "$(cd "$TB_BUILD_DIR/ipam" && pwd):$TB_CNI_SYS"
-           --set "ipam.imds_endpoint=http://127.0.0.1:$TB_IMDS_PORT")
-    [ "$verb" = DEL ] || start_imds "$node"
-  fi
-  [ -f "$TB_NETCONF" ] || die "network config $TB_NETCONF is missing (branch deploy)"
-  nsx "$node" python3 "$TB_HERE/cni_run.py" "$verb" "${args[@]}"
+  local verb=$1 pod=$2 node=$3
+  : "${TB_BUILD_DIR:?TB_BUILD_DIR must name the build dir that holds ipam/eni-ipam}"
+  [ -x "$TB_BUILD_DIR/ipam/eni-ipam" ] || die "$TB_BUILD_DIR/ipam/eni-ipam is missing (build it)"
+  [ -f "$TB_NETCONF" ] || die "network config $TB_NETCONF is missing"
+  [ "$verb" = DEL ] || start_imds "$node"
+  nsx "$node" python3 "$TB_HERE/cni_run.py" "$verb" --conflist "$TB_NETCONF" \
+    --netns "/var/run/netns/$(ns "$pod")" --ifname net1 --container-id "$TB_TAG-$pod" \
+    --cache-dir "$(state)/cni" --cni-path "$(cd "$TB_BUILD_DIR/ipam" && pwd):$TB_CNI_SYS" \
+    --set "ipam.imds_endpoint=http://127.0.0.1:$TB_IMDS_PORT"
 }
 
 cmd_attach() {
