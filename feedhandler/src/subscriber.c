@@ -717,8 +717,7 @@ __attribute__((noinline)) static void deliver_blocks(mdfeed_sub_t *sub, const ui
     }
 }
 
-static bool fast_path(mdfeed_sub_t *sub, int line, const uint8_t *buf, size_t len,
-                      uint64_t rx_ns)
+static bool fast_path(mdfeed_sub_t *sub, int line, const uint8_t *buf, size_t len, uint64_t rx_ns)
 {
     if (len < MDFEED_MOLD_HEADER_LEN || !sub->synced || !sub->has_session || sub->has_end)
         return false;

@@ -177,7 +177,6 @@ __attribute__((noinline)) static uint64_t raw_drain_count(uint64_t want, raw_t *
     return raw_drain(r, want);
 }
 
-
 static int cmp_double(const void *a, const void *b)
 {
     double x = *(const double *)a, y = *(const double *)b;

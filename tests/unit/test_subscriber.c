@@ -597,17 +597,30 @@ static void test_fast_path_matches_decoder(void)
         for (uint64_t k = (rng >> 8) % count; k > 0; k--)
             blk += 2 + mdfeed_get_be16(buf + blk);
         switch (i < 1 ? 0 : (rng >> 16) % 8) {
-        case 1: buf[blk + 1] = (uint8_t)(buf[blk + 1] + 1 + (rng >> 24) % 3); break;
-        case 2: buf[blk + 1] = (uint8_t)(buf[blk + 1] - 1); break;
-        case 3: len -= 1 + (rng >> 24) % 3; break;
-        case 4: memset(buf + len, 0, 2), len += 1 + (rng >> 24) % 2; break; /* empty block? */
-        case 5: mdfeed_put_be16(buf + 18, (uint16_t)(count + 1)); break;
-        case 6: mdfeed_put_be16(buf + 18, (uint16_t)(count - 1)); break;
+        case 1:
+            buf[blk + 1] = (uint8_t)(buf[blk + 1] + 1 + (rng >> 24) % 3);
+            break;
+        case 2:
+            buf[blk + 1] = (uint8_t)(buf[blk + 1] - 1);
+            break;
+        case 3:
+            len -= 1 + (rng >> 24) % 3;
+            break;
+        case 4: /* 1 or 2 bytes left over: trailing garbage, or an empty block not counted */
+            memset(buf + len, 0, 2), len += 1 + (rng >> 24) % 2;
+            break;
+        case 5:
+            mdfeed_put_be16(buf + 18, (uint16_t)(count + 1));
+            break;
+        case 6:
+            mdfeed_put_be16(buf + 18, (uint16_t)(count - 1));
+            break;
         case 7: /* one more, empty, message: valid, its header ends the datagram */
             memset(buf + len, 0, 2), len += 2;
             mdfeed_put_be16(buf + 18, (uint16_t)(count + 1));
             break;
-        default: break; /* valid */
+        default:
+            break; /* valid */
         }
         mdfeed_mold_packet_t pkt;
         if (mdfeed_mold_decode(buf, len, &pkt) == 0 && pkt.kind == MDFEED_MOLD_DATA &&
