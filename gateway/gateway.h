@@ -190,10 +190,11 @@ struct gw_egress {
     void *data;
     uint64_t retries;
     uint64_t errors;
-    uint64_t congestion_waits; /* sends that waited for socket buffer room */
-    uint64_t now_ns;           /* completion time of the batch being reaped (one clock read) */
-    bool uring_refused;        /* io_uring wanted but refused: fell back */
-    bool probing;              /* start-up probe: completions are not counted */
+    uint64_t congestion_waits;  /* sends that waited for socket buffer room */
+    uint64_t async_completions; /* sends completed later, reaped through the eventfd */
+    uint64_t now_ns;            /* completion time of the batch being reaped (one clock read) */
+    bool uring_refused;         /* io_uring wanted but refused: fell back */
+    bool probing;               /* start-up probe: completions are not counted */
     double probe_ns[2]; /* auto's probe: median ns per datagram, [0] io_uring, [1] sendmmsg */
 };
 

@@ -182,6 +182,10 @@ static void render_egress(sbuf_t *b, const gw_t *gw)
          "Sends that waited for room in a full socket buffer (order kept).");
     sb_printf(b, "mdcast_egress_congestion_waits_total %llu\n",
               (unsigned long long)gw->egress.congestion_waits);
+    help(b, "mdcast_egress_async_completions_total", "counter",
+         "io_uring sends that completed after their submit (reaped via the eventfd).");
+    sb_printf(b, "mdcast_egress_async_completions_total %llu\n",
+              (unsigned long long)gw->egress.async_completions);
     help(b, "mdcast_send_errors_total", "counter", "Sends that failed for good.");
     sb_printf(b, "mdcast_send_errors_total %llu\n", (unsigned long long)gw_metrics.send_errors);
     double fb[GW_FLUSH_BUCKETS];
