@@ -174,8 +174,8 @@ static int parse_users(ctx_t *c, const cJSON *ingress, gw_config_t *cfg)
     const cJSON *users = cJSON_GetObjectItemCaseSensitive(ingress, "users");
     if (!users)
         return fail(c, "ingress.users", "required");
-    if (!cJSON_IsArray(users) || cJSON_GetArraySize(users) == 0)
-        return fail(c, "ingress.users", "must be a non-empty array");
+    if (!cJSON_IsArray(users))
+        return fail(c, "ingress.users", "must be an array");
     if (cJSON_GetArraySize(users) > GW_MAX_USERS)
         return fail(c, "ingress.users", "at most %d users", GW_MAX_USERS);
     static const char *const keys[] = {"username", "password", "channel", NULL};
@@ -210,6 +210,9 @@ static int parse_users(ctx_t *c, const cJSON *ingress, gw_config_t *cfg)
         snprintf(k, sizeof(k), "%s.channel", p);
         if (uc->channel < 0)
             return fail(c, k, "no channel named \"%s\"", chan);
+        if (cfg->channels[uc->channel].upstream)
+            return fail(c, k, "channel \"%s\" takes its sequence from an upstream (connect mode)",
+                        chan);
     }
     cfg->nusers = i;
     return 0;
@@ -308,12 +311,55 @@ static int parse_line(ctx_t *c, const char *k, const cJSON *v, struct sockaddr_i
     return 0;
 }
 
+/* Connect mode: the channel's messages and their sequence numbers come from an upstream
+ * SoupBinTCP server, so every gateway on that upstream session publishes the same sequence. */
+static int parse_upstream(ctx_t *c, const cJSON *ch, const char *p, gw_channel_config_t *cc)
+{
+    char up[96], k[128];
+    const cJSON *u = cJSON_GetObjectItemCaseSensitive(ch, "upstream");
+    if (!u)
+        return 0;
+    snprintf(up, sizeof(up), "%s.upstream", p);
+    static const char *const keys[] = {"connect", "username",     "password",
+                                       "session", "reconnect_ms", NULL};
+    if (check_keys(c, u, up, keys))
+        return -1;
+    bool bad = false;
+    const char *addr = get_str(c, u, up, "connect", true, &bad);
+    const char *user = get_str(c, u, up, "username", true, &bad);
+    const char *pass = get_str(c, u, up, "password", false, &bad);
+    const char *sess = get_str(c, u, up, "session", false, &bad);
+    if (bad)
+        return -1;
+    snprintf(k, sizeof(k), "%s.connect", up);
+    if (parse_hostport(c, k, addr, false, &cc->upstream_addr))
+        return -1;
+    snprintf(k, sizeof(k), "%s.username", up);
+    if (!*user || strlen(user) > MDFEED_SOUP_USERNAME_LEN || !is_printable(user))
+        return fail(c, k, "must be 1-6 printable ASCII characters without spaces");
+    snprintf(k, sizeof(k), "%s.password", up);
+    if (pass && (strlen(pass) > MDFEED_SOUP_PASSWORD_LEN || !is_printable(pass)))
+        return fail(c, k, "must be 0-10 printable ASCII characters without spaces");
+    snprintf(k, sizeof(k), "%s.session", up);
+    if (sess && (strlen(sess) > MDFEED_SOUP_SESSION_LEN || !is_printable(sess)))
+        return fail(c, k, "must be 0-10 printable ASCII characters without spaces");
+    double rms;
+    if (get_int(c, u, up, "reconnect_ms", 10, 60000, 1000, &rms))
+        return -1;
+    cc->upstream = true;
+    strcpy(cc->upstream_user, user);
+    strcpy(cc->upstream_pass, pass ? pass : "");
+    strcpy(cc->upstream_session, sess ? sess : "");
+    cc->reconnect_ms = (uint32_t)rms;
+    return 0;
+}
+
 static int parse_channel(ctx_t *c, const cJSON *ch, int i, gw_config_t *cfg)
 {
     char p[64], k[96];
     snprintf(p, sizeof(p), "channels[%d]", i);
-    static const char *const keys[] = {"name",          "session",    "lines", "retransmit_port",
-                                       "ring_messages", "ring_bytes", NULL};
+    static const char *const keys[] = {"name",          "session",    "lines",    "retransmit_port",
+                                       "ring_messages", "ring_bytes", "upstream", NULL};
     if (check_keys(c, ch, p, keys))
         return -1;
     gw_channel_config_t *cc = &cfg->channels[i];
@@ -376,7 +422,7 @@ static int parse_channel(ctx_t *c, const cJSON *ch, int i, gw_config_t *cfg)
         }
     cc->ring_messages = (uint32_t)msgs;
     cc->ring_bytes = (uint64_t)bytes;
-    return 0;
+    return parse_upstream(c, ch, p, cc);
 }
 
 static int parse_channels(ctx_t *c, const cJSON *root, gw_config_t *cfg)
@@ -438,6 +484,16 @@ static int parse_root(ctx_t *c, const cJSON *root, gw_config_t *cfg)
     if (parse_channels(c, root, cfg) || parse_ingress(c, root, cfg) || parse_egress(c, root, cfg) ||
         parse_retransmit(c, root, cfg))
         return -1;
+    for (int i = 0; i < cfg->nchannels; i++) {
+        bool fed = cfg->channels[i].upstream;
+        for (int u = 0; u < cfg->nusers && !fed; u++)
+            fed = cfg->users[u].channel == i;
+        if (!fed) {
+            char k[64];
+            snprintf(k, sizeof(k), "channels[%d]", i);
+            return fail(c, k, "nothing feeds this channel (no ingress user and no upstream)");
+        }
+    }
     for (int i = 0; i < cfg->nchannels; i++)
         if (cfg->channels[i].ring_bytes < cfg->payload_budget) {
             char k[64];

@@ -47,6 +47,13 @@ typedef struct {
     uint16_t retransmit_port;
     uint32_t ring_messages;
     uint64_t ring_bytes;
+    /* Connect mode (optional): the gateway logs in to an upstream SoupBinTCP server. */
+    bool upstream;
+    struct sockaddr_in upstream_addr;
+    char upstream_user[MDFEED_SOUP_USERNAME_LEN + 1];
+    char upstream_pass[MDFEED_SOUP_PASSWORD_LEN + 1];
+    char upstream_session[MDFEED_SOUP_SESSION_LEN + 1]; /* "" = the server's current one */
+    uint32_t reconnect_ms;
 } gw_channel_config_t;
 
 typedef struct {
@@ -183,10 +190,11 @@ struct gw_egress {
     void *data;
     uint64_t retries;
     uint64_t errors;
-    uint64_t congestion_waits; /* sends that waited for socket buffer room */
-    uint64_t now_ns;           /* completion time of the batch being reaped (one clock read) */
-    bool uring_refused;        /* io_uring wanted but refused: fell back */
-    bool probing;              /* start-up probe: completions are not counted */
+    uint64_t congestion_waits;  /* sends that waited for socket buffer room */
+    uint64_t async_completions; /* sends completed later, reaped through the eventfd */
+    uint64_t now_ns;            /* completion time of the batch being reaped (one clock read) */
+    bool uring_refused;         /* io_uring wanted but refused: fell back */
+    bool probing;               /* start-up probe: completions are not counted */
     double probe_ns[2]; /* auto's probe: median ns per datagram, [0] io_uring, [1] sendmmsg */
 };
 
@@ -271,6 +279,11 @@ typedef struct {
     uint64_t lat_sum_ns, lat_count;
     int64_t publishers;
     uint64_t send_retries, send_errors;
+    uint64_t up_messages[GW_MAX_CHANNELS];   /* connect mode: sequenced messages taken */
+    uint64_t up_duplicates[GW_MAX_CHANNELS]; /* already had them (replay after a reconnect) */
+    uint64_t up_skipped[GW_MAX_CHANNELS];    /* upstream could not replay them: a gap */
+    uint64_t up_connects[GW_MAX_CHANNELS];   /* logins accepted */
+    int up_connected[GW_MAX_CHANNELS];
 } gw_metrics_t;
 
 extern gw_metrics_t gw_metrics;
@@ -313,6 +326,7 @@ typedef struct gw {
     gw_packetizer_t pz;
     gw_egress_t egress;
     gw_ingress_t *ingress;
+    struct gw_upstream *upstreams; /* connect-mode clients (NULL when none) */
     gw_retransmit_t *retransmit;
     gw_http_t *http;
     uv_check_t flush_check;
@@ -334,6 +348,11 @@ void gw_flush(gw_t *gw);
 int gw_ingress_start(gw_t *gw);
 void gw_ingress_stop(gw_t *gw);
 int gw_ingress_publishers(const gw_t *gw);
+
+/* ingress_connect.c: connect mode, one SoupBinTCP client per channel with an upstream. */
+int gw_upstream_start(gw_t *gw);
+void gw_upstream_stop(gw_t *gw);
+void gw_upstream_free(gw_t *gw);
 
 /* retransmit.c */
 int gw_retransmit_start(gw_t *gw);

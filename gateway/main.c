@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -80,6 +81,7 @@ static void shutdown_gateway(gw_t *gw)
     gw->stopping = true;
     gw_log(GW_LOG_INFO, "shutting down: stopping ingress, flushing, sending end of session");
     gw_ingress_stop(gw);
+    gw_upstream_stop(gw);
     if (gw->egress.ops && gw->started) {
         /* Only a gateway that ran ends the session: one that failed to start must not tell
          * receivers of another instance on the same groups that the session is over. */
@@ -97,6 +99,10 @@ static void shutdown_gateway(gw_t *gw)
     gw_http_stop(gw);
     /* Whatever start() got to initialise (a failed start stops half way). */
     uv_walk(gw->loop, close_walk_cb, NULL); /* metrics connections still open */
+    /* Closing the signal watchers restored the default action: a second SIGTERM (timeout(1)
+     * and some supervisors send one) must not kill a shutdown that is already under way. */
+    signal(SIGTERM, SIG_IGN);
+    signal(SIGINT, SIG_IGN);
 }
 
 static void on_signal(uv_signal_t *h, int signum)
@@ -138,7 +144,8 @@ static int start(gw_t *gw)
     if (gw_egress_init(&gw->egress, gw->loop, cfg, &gw->pool, NULL, gw) != 0)
         return -1;
     gw->egress_ready = true;
-    if (gw_http_start(gw) != 0 || gw_retransmit_start(gw) != 0 || gw_ingress_start(gw) != 0)
+    if (gw_http_start(gw) != 0 || gw_retransmit_start(gw) != 0 || gw_ingress_start(gw) != 0 ||
+        gw_upstream_start(gw) != 0)
         return -1;
     uv_check_init(gw->loop, &gw->flush_check);
     gw->flush_check.data = gw;
@@ -158,6 +165,7 @@ static int start(gw_t *gw)
 
 static void release(gw_t *gw)
 {
+    gw_upstream_free(gw);
     gw_packetizer_close(&gw->pz);
     gw_pool_close(&gw->pool);
     for (int ch = 0; ch < gw->cfg.nchannels; ch++)
@@ -213,6 +221,9 @@ int main(int argc, char **argv)
                gw.cfg.nusers);
         return 0;
     }
+    /* A publisher or a scraper that vanishes while we write must cost an EPIPE, not the
+     * process. */
+    signal(SIGPIPE, SIG_IGN);
     gw.loop = uv_default_loop();
     int status = 0;
     if (start(&gw) != 0) {

@@ -106,6 +106,39 @@ static void render_ingress(sbuf_t *b, const gw_t *gw)
                   gw_close_reason_names[r], (unsigned long long)gw_metrics.rejected[r]);
 }
 
+static void render_upstream(sbuf_t *b, const gw_t *gw)
+{
+    const gw_config_t *cfg = &gw->cfg;
+    static const struct {
+        const char *name, *type, *help;
+    } m[] = {
+        {"mdcast_upstream_connected", "gauge", "Connect mode: 1 while logged in upstream."},
+        {"mdcast_upstream_logins_total", "counter", "Connect mode: upstream logins accepted."},
+        {"mdcast_upstream_messages_total", "counter", "Connect mode: sequenced messages taken."},
+        {"mdcast_upstream_duplicates_total", "counter",
+         "Connect mode: replayed messages already sequenced (skipped)."},
+        {"mdcast_upstream_lost_total", "counter",
+         "Connect mode: messages the upstream could not replay after a reconnect."},
+    };
+    for (size_t i = 0; i < sizeof(m) / sizeof(m[0]); i++) {
+        bool any = false;
+        for (int ch = 0; ch < cfg->nchannels; ch++) {
+            if (!cfg->channels[ch].upstream)
+                continue;
+            if (!any)
+                help(b, m[i].name, m[i].type, m[i].help);
+            any = true;
+            uint64_t v = i == 0   ? (uint64_t)gw_metrics.up_connected[ch]
+                         : i == 1 ? gw_metrics.up_connects[ch]
+                         : i == 2 ? gw_metrics.up_messages[ch]
+                         : i == 3 ? gw_metrics.up_duplicates[ch]
+                                  : gw_metrics.up_skipped[ch];
+            sb_printf(b, "%s{channel=\"%s\"} %llu\n", m[i].name, cfg->channels[ch].name,
+                      (unsigned long long)v);
+        }
+    }
+}
+
 static void render_egress(sbuf_t *b, const gw_t *gw)
 {
     const gw_config_t *cfg = &gw->cfg;
@@ -149,6 +182,10 @@ static void render_egress(sbuf_t *b, const gw_t *gw)
          "Sends that waited for room in a full socket buffer (order kept).");
     sb_printf(b, "mdcast_egress_congestion_waits_total %llu\n",
               (unsigned long long)gw->egress.congestion_waits);
+    help(b, "mdcast_egress_async_completions_total", "counter",
+         "io_uring sends that completed after their submit (reaped via the eventfd).");
+    sb_printf(b, "mdcast_egress_async_completions_total %llu\n",
+              (unsigned long long)gw->egress.async_completions);
     help(b, "mdcast_send_errors_total", "counter", "Sends that failed for good.");
     sb_printf(b, "mdcast_send_errors_total %llu\n", (unsigned long long)gw_metrics.send_errors);
     double fb[GW_FLUSH_BUCKETS];
@@ -194,6 +231,7 @@ char *gw_metrics_render(const gw_t *gw, size_t *len)
     if (!b.p)
         return NULL;
     render_ingress(&b, gw);
+    render_upstream(&b, gw);
     render_egress(&b, gw);
     render_retransmit(&b, gw);
     if (b.oom) {
@@ -215,14 +253,23 @@ bool gw_ready(const gw_t *gw)
 
 typedef struct http_conn http_conn_t;
 
+/* Scrapers are few; a client that opens connections and sends nothing must not pin file
+ * descriptors: at most HTTP_MAX_CONNS at once, each closed after HTTP_TIMEOUT_MS. */
+#define HTTP_MAX_CONNS  32
+#define HTTP_TIMEOUT_MS 5000
+
 struct gw_http {
     uv_tcp_t server;
+    uv_timer_t timer; /* closes connections older than HTTP_TIMEOUT_MS */
     gw_t *gw;
     http_conn_t *conns; /* open connections, closed by gw_http_stop() */
+    int nconns;
+    int open_handles;
 };
 
 struct http_conn {
     uv_tcp_t tcp;
+    uint64_t opened_ms;
     gw_t *gw;
     gw_http_t *http;
     http_conn_t *prev, *next;
@@ -252,6 +299,9 @@ static void http_close(http_conn_t *c)
     if (c->next)
         c->next->prev = c->prev;
     c->prev = c->next = NULL;
+    if (c->http)
+        c->http->nconns--;
+    c->http = NULL;
     uv_close((uv_handle_t *)&c->tcp, on_http_closed);
 }
 
@@ -359,17 +409,31 @@ static void on_http_connection(uv_stream_t *server, int status)
         return;
     c->gw = h->gw;
     c->http = h;
+    c->opened_ms = uv_now(h->gw->loop);
     uv_tcp_init(h->gw->loop, &c->tcp);
     c->tcp.data = c;
     c->next = h->conns;
     if (h->conns)
         h->conns->prev = c;
     h->conns = c;
-    if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0) {
+    h->nconns++;
+    if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0 || h->nconns > HTTP_MAX_CONNS) {
         http_close(c);
         return;
     }
     uv_read_start((uv_stream_t *)&c->tcp, on_http_alloc, on_http_read);
+}
+
+static void on_http_timer(uv_timer_t *t)
+{
+    gw_http_t *h = t->data;
+    uint64_t now = uv_now(h->gw->loop);
+    http_conn_t *next;
+    for (http_conn_t *c = h->conns; c; c = next) {
+        next = c->next;
+        if (now - c->opened_ms >= HTTP_TIMEOUT_MS)
+            http_close(c);
+    }
 }
 
 int gw_http_start(gw_t *gw)
@@ -381,6 +445,10 @@ int gw_http_start(gw_t *gw)
     gw->http = h;
     uv_tcp_init(gw->loop, &h->server);
     h->server.data = h;
+    uv_timer_init(gw->loop, &h->timer);
+    h->timer.data = h;
+    uv_timer_start(&h->timer, on_http_timer, 1000, 1000);
+    h->open_handles = 2;
     int rc = uv_tcp_bind(&h->server, (const struct sockaddr *)&gw->cfg.metrics_listen, 0);
     if (rc == 0)
         rc = uv_listen((uv_stream_t *)&h->server, 64, on_http_connection);
@@ -395,9 +463,11 @@ int gw_http_start(gw_t *gw)
     return 0;
 }
 
-static void free_http(uv_handle_t *h)
+static void free_http(uv_handle_t *handle)
 {
-    free(h->data);
+    gw_http_t *h = handle->data;
+    if (--h->open_handles == 0)
+        free(h);
 }
 
 void gw_http_stop(gw_t *gw)
@@ -406,6 +476,8 @@ void gw_http_stop(gw_t *gw)
         return;
     while (gw->http->conns)
         http_close(gw->http->conns);
+    uv_timer_stop(&gw->http->timer);
+    uv_close((uv_handle_t *)&gw->http->timer, free_http);
     uv_close((uv_handle_t *)&gw->http->server, free_http);
     gw->http = NULL;
 }

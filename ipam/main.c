@@ -39,6 +39,20 @@ static void log_retry(void *data, const char *what, int attempt, const char *why
     ipam_log(IPAM_LOG_WARN, "IMDS %s: attempt %d failed: %s; retrying", what, attempt, why);
 }
 
+/* The plugin speaks plain HTTP only (imds.c restricts libcurl to it), yet libcurl's global
+ * init sets OpenSSL up in full: it reads the system openssl.cnf, registers every cipher and
+ * digest by name and loads error strings, about a tenth of an ADD's CPU time here. OpenSSL runs
+ * each of those steps once per process, so declaring them skipped first turns libcurl's later
+ * requests for them into no-ops. */
+static void skip_tls_init(void)
+{
+#ifdef ENI_IPAM_OPENSSL_PREINIT
+    OPENSSL_init_crypto(OPENSSL_INIT_NO_LOAD_CONFIG | OPENSSL_INIT_NO_ADD_ALL_CIPHERS |
+                            OPENSSL_INIT_NO_ADD_ALL_DIGESTS | OPENSSL_INIT_NO_LOAD_CRYPTO_STRINGS,
+                        NULL);
+#endif
+}
+
 static int cmd_add(const struct ipam_env *env, const struct ipam_config *cfg,
                    struct ipam_error *err)
 {
@@ -57,7 +71,12 @@ static int cmd_add(const struct ipam_env *env, const struct ipam_config *cfg,
     if (rc < 0)
         return rc;
     ipam_log(IPAM_LOG_DEBUG, "link %s in %s has MAC %s", env->ifname, env->netns, link.mac_str);
+    /* libcurl (and the TLS library under it) is set up only here: the other verbs never
+     * talk HTTP. */
+    skip_tls_init();
+    curl_global_init(CURL_GLOBAL_DEFAULT);
     rc = ipam_imds_lookup(&opts, link.mac_str, &lease, err);
+    curl_global_cleanup();
     if (rc < 0)
         return rc;
     /* Nothing was changed on the node or in the pod, so a failure above has nothing to undo;
@@ -216,20 +235,6 @@ static int run(struct ipam_env *env, struct ipam_config *cfg, struct ipam_error 
     }
 }
 
-/* The plugin speaks plain HTTP only (imds.c restricts libcurl to it), yet libcurl's global
- * init sets OpenSSL up in full: it reads the system openssl.cnf, registers every cipher and
- * digest by name and loads error strings, about a tenth of an ADD's CPU time here. OpenSSL runs
- * each of those steps once per process, so declaring them skipped first turns libcurl's later
- * requests for them into no-ops. */
-static void skip_tls_init(void)
-{
-#ifdef ENI_IPAM_OPENSSL_PREINIT
-    OPENSSL_init_crypto(OPENSSL_INIT_NO_LOAD_CONFIG | OPENSSL_INIT_NO_ADD_ALL_CIPHERS |
-                            OPENSSL_INIT_NO_ADD_ALL_DIGESTS | OPENSSL_INIT_NO_LOAD_CRYPTO_STRINGS,
-                        NULL);
-#endif
-}
-
 int main(void)
 {
     static struct ipam_config cfg; /* PATH_MAX-sized members: keep it off the stack */
@@ -238,10 +243,7 @@ int main(void)
     int rc;
 
     cfg.version = IPAM_V1_0_0; /* the error shape when the config never said */
-    skip_tls_init();
-    curl_global_init(CURL_GLOBAL_DEFAULT);
     rc = run(&env, &cfg, &err);
-    curl_global_cleanup();
     if (rc < 0)
         rc = report_error(cfg.version, &err);
     ipam_log_close();

@@ -8,7 +8,7 @@
 # before and after. Figures are medians of REPEAT runs; ratios are within this run only.
 # Runs only on request:  MDCAST_BENCH=1 ctest -L bench   (or MDCAST_BENCH=1 bash gateway_bench.sh)
 here=$(cd "$(dirname "$0")" && pwd)
-# shellcheck source=../common/lib.sh
+# shellcheck disable=SC1091  # tests/common/lib.sh
 source "$here/../common/lib.sh"
 [ "${MDCAST_BENCH:-0}" = 1 ] || skip "benchmark: run with MDCAST_BENCH=1 (ctest -L bench)"
 need_root
@@ -18,11 +18,11 @@ need_cmd curl "apt-get install curl"
 B=$MDCAST_BUILD_DIR
 GW=$B/gateway/mdcast-gateway
 TOOL=$B/tests/gateway_bench_tool
-[ -x "$GW" ] && [ -x "$TOOL" ] || fail "build $GW and $TOOL first"
+if [ ! -x "$GW" ] || [ ! -x "$TOOL" ]; then fail "build $GW and $TOOL first"; fi
 COUNT=${BENCH_COUNT:-2000000}
 REPEAT=${BENCH_REPEAT:-3}
-PACED_RATE=100000
-PACED_COUNT=200000
+PACED_RATE=${BENCH_PACED_RATE:-100000}
+PACED_COUNT=$((PACED_RATE * 2))
 if grep -q "MDCAST_SANITIZE:BOOL=ON" "$B/CMakeCache.txt" 2>/dev/null; then
   echo "NOTE: $B is a sanitizer build; figures are not representative"
 fi
@@ -31,6 +31,8 @@ tag=$(test_tag)
 P=${tag}p G=${tag}g R=${tag}r
 work=$(mktemp -d)
 cleanup() {
+  # Never stop half way: a failing kill or grep must not leave namespaces behind.
+  set +e +o pipefail
   grep -h '"level":"\(warn\|error\)"' "$work"/gw-*.log 2>/dev/null | sed 's/^/  gateway log: /'
   for ns in $P $G $R; do ip netns pids "$ns" 2>/dev/null | xargs -r kill 2>/dev/null; done
   for ns in $P $G $R; do ip netns del "$ns" 2>/dev/null; done
@@ -140,6 +142,7 @@ for r in $(seq "$REPEAT"); do
 done
 kill "$socatpid" 2>/dev/null; wait "$socatpid" 2>/dev/null || true
 declare -A RATE
+# shellcheck disable=SC2086  # RATES holds space-separated figures
 for name in "${NAMES[@]}"; do RATE[$name]=$(printf '%s\n' ${RATES[$name]} | median); done
 
 declare -A P99 MEAN
@@ -148,7 +151,7 @@ for io in io_uring sendmmsg; do
   scrape "$io" > "$work/m0"
   line=$(measure "gateway-$io" "$PACED_COUNT" 0 "$P" pub --connect "198.18.1.1:${PORTOF[$io]}" \
          --size 40 --rate "$PACED_RATE")
-  echo "  gateway-$io paced 100k/s: $line"
+  echo "  gateway-$io paced ${PACED_RATE}/s: $line"
   scrape "$io" > "$work/m1"
   read -r p99 mean < <(awk '
     FNR == 1 { f++ }
@@ -160,10 +163,10 @@ for io in io_uring sendmmsg; do
             if (b1[le] - b0[le] >= 0.99 * tot) { p = le; break } }
           printf "%s %.1f\n", (p == "+Inf" ? p : p * 1e6), (s[2] - s[1]) / tot * 1e6 }' "$work/m0" "$work/m1")
   P99[$io]=$p99; MEAN[$io]=$mean
-  echo "  gateway-$io paced 100k/s: arrival->send histogram (le_us:count):" $(awk '
+  echo "  gateway-$io paced ${PACED_RATE}/s: arrival->send histogram (le_us:count): $(awk '
     FNR == 1 { f++ }
     /^mdcast_arrival_to_send_seconds_bucket/ { match($0, /le="[^"]*"/); le = substr($0, RSTART+4, RLENGTH-5);
-      if (f == 1) b0[le] = $2; else { d = $2 - b0[le]; if (d != prev) printf "%s:%d ", (le == "+Inf" ? le : le * 1e6), d - prev; prev = d } }' "$work/m0" "$work/m1")
+      if (f == 1) b0[le] = $2; else { d = $2 - b0[le]; if (d != prev) printf "%s:%d ", (le == "+Inf" ? le : le * 1e6), d - prev; prev = d } }' "$work/m0" "$work/m1")"
   echo "  gateway-$io send retries: $(awk '/^mdcast_send_retries_total/ {print $2}' "$work/m1"), errors: $(awk '/^mdcast_send_errors_total/ {print $2}' "$work/m1")"
   grep -q "backend=\"$io\"" "$work/m1" || fail "gateway did not run backend $io"
   RSSR[$io]+="$(rss_kb "$io")"

@@ -58,7 +58,31 @@ static const bad_t bads[] = {
      "{\"username\":\"pub1\",\"password\":\"p2\",\"channel\":\"c1\"}]",
      "ingress.users[1].username"},
     {"\"users\":[{\"username\":\"pub1\",\"password\":\"pw\",\"channel\":\"c1\"}]", "\"users\":[]",
+     "channels[0]"},
+    {"\"users\":[{\"username\":\"pub1\",\"password\":\"pw\",\"channel\":\"c1\"}]", "\"users\":{}",
      "ingress.users"},
+    {"\"ring_bytes\":100000}",
+     "\"ring_bytes\":100000,\"upstream\":{\"connect\":\"127.0.0.1:1\","
+     "\"username\":\"up\"}}",
+     "ingress.users[0].channel"},
+    {"\"ring_bytes\":100000}", "\"ring_bytes\":100000,\"upstream\":{\"username\":\"up\"}}",
+     "channels[0].upstream.connect"},
+    {"\"ring_bytes\":100000}",
+     "\"ring_bytes\":100000,\"upstream\":{\"connect\":\"x:1\","
+     "\"username\":\"up\"}}",
+     "channels[0].upstream.connect"},
+    {"\"ring_bytes\":100000}",
+     "\"ring_bytes\":100000,\"upstream\":{\"connect\":\"127.0.0.1:1\","
+     "\"username\":\"toolong7\"}}",
+     "channels[0].upstream.username"},
+    {"\"ring_bytes\":100000}",
+     "\"ring_bytes\":100000,\"upstream\":{\"connect\":\"127.0.0.1:1\","
+     "\"username\":\"up\",\"reconnect_ms\":1}}",
+     "channels[0].upstream.reconnect_ms"},
+    {"\"ring_bytes\":100000}",
+     "\"ring_bytes\":100000,\"upstream\":{\"connect\":\"127.0.0.1:1\","
+     "\"username\":\"up\",\"port\":1}}",
+     "channels[0].upstream.port"},
     {"\"session\":\"SESS1\"", "\"session\":\"ELEVENCHARS\"", "channels[0].session"},
     {"\"session\":\"SESS1\"", "\"session\":\"\"", "channels[0].session"},
     {"\"lines\":[\"239.1.1.1:30001\",\"239.1.1.2:30001\"]", "\"lines\":[]", "channels[0].lines"},
@@ -155,6 +179,24 @@ static void test_example_loads(void)
     ASSERT_EQ(run_check(GW_SOURCE_DIR "/config/gateway.json", out, sizeof(out)), 0);
 }
 
+static void test_connect_example_loads(void)
+{
+    static gw_config_t cfg;
+    char err[256];
+    int rc = gw_config_load(GW_SOURCE_DIR "/config/gateway-connect.json", &cfg, err, sizeof(err));
+    if (rc)
+        fprintf(stderr, "%s\n", err);
+    ASSERT_EQ(rc, 0);
+    ASSERT_EQ(cfg.nusers, 0);
+    ASSERT(cfg.channels[0].upstream);
+    ASSERT_STR_EQ(cfg.channels[0].upstream_user, "mdgw");
+    ASSERT_EQ(ntohs(cfg.channels[0].upstream_addr.sin_port), 26400);
+    ASSERT_EQ(cfg.channels[0].reconnect_ms, 1000);
+    ASSERT_EQ(cfg.socket_buffer_bytes, 4194304);
+    char out[4096];
+    ASSERT_EQ(run_check(GW_SOURCE_DIR "/config/gateway-connect.json", out, sizeof(out)), 0);
+}
+
 static void test_defaults(void)
 {
     static gw_config_t cfg;
@@ -211,6 +253,7 @@ static void test_bad_configs(void)
 int main(void)
 {
     test_example_loads();
+    test_connect_example_loads();
     test_defaults();
     test_bad_configs();
     printf("test_gw_config: ok\n");

@@ -2,7 +2,7 @@
 # Runs one gateway integration scenario (see gwtest.py) in its own network namespace.
 # Usage: run.sh SCENARIO
 here=$(cd "$(dirname "$0")" && pwd)
-# shellcheck source=../../common/lib.sh
+# shellcheck disable=SC1091  # tests/common/lib.sh
 source "$here/../../common/lib.sh"
 need_root
 need_cmd python3 "apt-get install python3"
