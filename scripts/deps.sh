@@ -8,7 +8,7 @@ BUILD_PKGS=(build-essential cmake pkg-config clang libclang-rt-14-dev
             libnl-3-dev libnl-route-3-dev zlib1g-dev)
 # What the demo and the tests drive: namespaces, the real CNI plugins, Wireshark as an oracle,
 # legacy clients, plots and linters.
-RUN_PKGS=(iproute2 procps kmod containernetworking-plugins socat iperf tshark python3 gzip
+RUN_PKGS=(iproute2 procps kmod nftables containernetworking-plugins socat iperf tshark python3 gzip
           gnuplot-nox yamllint shellcheck patchelf python3-yaml curl binutils libseccomp2)
 
 # Static archives eni-ipam links in (ipam/CMakeLists.txt, ENI_IPAM_STATIC).

@@ -574,6 +574,83 @@ static void test_malformed_and_wrong_session(void)
     fixture_close(&f);
 }
 
+/* The in-order fast path validates blocks on its own: it must accept exactly what
+ * mdfeed_mold_decode() accepts. 300 in-order packets, most mutated (a block length changed,
+ * bytes cut or appended, the count off by one, an empty message appended), each judged by the
+ * decoder here; the
+ * subscriber must count exactly the rejected ones as malformed and deliver exactly the
+ * accepted ones' messages, in order. */
+static void test_fast_path_matches_decoder(void)
+{
+    fixture_t f;
+    fixture_init(&f, "SESS1", false);
+    f.cfg.group_b = NULL;
+    f.cfg.gap_timeout_ms = 5000; /* no packet is lost here, so no gap may be reported */
+    fixture_open(&f);
+    uint64_t seq = 1, rng = 0x9E3779B97F4A7C15u, want_msgs = 0, want_malformed = 0;
+    uint8_t buf[1500];
+    for (int i = 0; i < 300; i++) {
+        rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
+        uint16_t count = (uint16_t)(1 + rng % 8);
+        size_t len = build_packet(f.net.session, seq, count, buf, sizeof(buf) - 8);
+        size_t blk = 20; /* offset of a block chosen below */
+        for (uint64_t k = (rng >> 8) % count; k > 0; k--)
+            blk += 2 + mdfeed_get_be16(buf + blk);
+        switch (i < 1 ? 0 : (rng >> 16) % 8) {
+        case 1:
+            buf[blk + 1] = (uint8_t)(buf[blk + 1] + 1 + (rng >> 24) % 3);
+            break;
+        case 2:
+            buf[blk + 1] = (uint8_t)(buf[blk + 1] - 1);
+            break;
+        case 3:
+            len -= 1 + (rng >> 24) % 3;
+            break;
+        case 4: /* 1 or 2 bytes left over: trailing garbage, or an empty block not counted */
+            memset(buf + len, 0, 2), len += 1 + (rng >> 24) % 2;
+            break;
+        case 5:
+            mdfeed_put_be16(buf + 18, (uint16_t)(count + 1));
+            break;
+        case 6:
+            mdfeed_put_be16(buf + 18, (uint16_t)(count - 1));
+            break;
+        case 7: /* one more, empty, message: valid, its header ends the datagram */
+            memset(buf + len, 0, 2), len += 2;
+            mdfeed_put_be16(buf + 18, (uint16_t)(count + 1));
+            break;
+        default:
+            break; /* valid */
+        }
+        mdfeed_mold_packet_t pkt;
+        if (mdfeed_mold_decode(buf, len, &pkt) == 0 && pkt.kind == MDFEED_MOLD_DATA &&
+            pkt.hdr.count > 0) {
+            want_msgs += pkt.hdr.count;
+            seq += pkt.hdr.count;
+        } else {
+            want_malformed++;
+        }
+        send_raw(&f.net, 0, buf, len);
+        if (i % 50 == 49)
+            pump_until(&f, NULL, 0, 5);
+    }
+    ASSERT(want_malformed > 50 && want_msgs > 100); /* both kinds were exercised */
+    want_seq = seq - 1;
+    ASSERT(pump_until(&f, reached, 0, 2000));
+    pump_until(&f, NULL, 0, 30);
+    mdfeed_sub_stats_t st;
+    mdfeed_sub_stats(f.sub, &st);
+    ASSERT_UEQ(st.malformed, want_malformed);
+    ASSERT_UEQ(st.messages, want_msgs);
+    ASSERT_UEQ(f.sink->count, want_msgs);
+    ASSERT_UEQ(f.sink->last_seq, seq - 1);
+    ASSERT_EQ(f.sink->order_errors, 0);
+    ASSERT_UEQ(f.sink->rx_ts_zero, 0);
+    ASSERT_UEQ(st.gaps, 0);
+    ASSERT_UEQ(st.lost, 0);
+    fixture_close(&f);
+}
+
 /* End of session: ends cleanly after the last message; a gap before it is settled first. */
 static void test_end_of_session(void)
 {
@@ -729,6 +806,7 @@ int main(void)
     test_loss_unrecoverable();
     test_reordering_and_duplicates();
     test_malformed_and_wrong_session();
+    test_fast_path_matches_decoder();
     test_end_of_session();
     test_start_from_sequence();
     test_hold_bound();
