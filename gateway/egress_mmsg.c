@@ -1,30 +1,61 @@
-/* sendmmsg(2) egress: the fallback (and a baseline). Synchronous: every packet has been
- * handed to the kernel (or has failed) when submit returns, so buffers are free at once.
- * One sendmmsg per socket per flush; a partial batch is resent from where it stopped
- * (libuv uv__udp_sendmsgv semantics); ENOBUFS/EAGAIN wait briefly for room and retry,
- * counted, at most GW_SEND_MAX_ATTEMPTS times before the packet counts as an error. */
+/* sendmmsg(2) egress: the fallback where io_uring is refused (the default seccomp profile of
+ * containerd 2.x), so the production path in many clusters. One sendmmsg per socket per
+ * flush; a partial batch continues from where it stopped (libuv uv__udp_sendmsgv semantics).
+ * When a socket buffer is full (EAGAIN/ENOBUFS) the rest of that socket's sends wait, in
+ * order, in a backlog until libuv reports the socket writable: the loop never blocks on a
+ * slow link, nothing is dropped, and the packet buffers held by the backlog make ingress
+ * pause (backpressure in main.c) until the link catches up. */
 #include "gateway.h"
 
 #include <errno.h>
 #include <poll.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 
-#define MMSG_BATCH 256
+#define MMSG_BATCH  256
+#define BACKLOG_CAP 4096 /* per socket; more than the pool holds packets x lines */
+
+typedef struct mmsg mmsg_t;
+
+typedef struct {
+    mmsg_t *m;
+    gw_egress_t *eg;
+    unsigned sock;
+    gw_send_t *q; /* FIFO of waiting sends, allocated on first use */
+    unsigned head, len;
+    uv_poll_t writable;
+    bool writable_init, writable_on;
+} mmsg_fc_t;
+
+struct mmsg {
+    mmsg_fc_t fc[GW_MAX_SOCKETS];
+    unsigned waiting; /* sends in all backlogs */
+    int open_handles;
+};
 
 static int mmsg_init(gw_egress_t *eg)
 {
-    eg->backend = NULL;
+    mmsg_t *m = calloc(1, sizeof(*m));
+    if (!m)
+        return -ENOMEM;
+    for (unsigned i = 0; i < GW_MAX_SOCKETS; i++) {
+        m->fc[i].m = m;
+        m->fc[i].eg = eg;
+        m->fc[i].sock = i;
+    }
+    eg->backend = m;
     return 0;
 }
 
-/* Sends sends[0..n) (all on one socket) in order. */
-static void send_socket(gw_egress_t *eg, const gw_send_t *sends, unsigned n)
+/* Sends sends[0..n) (one socket) in order. Returns how many were handed to the kernel or
+ * failed for good; stops early, without waiting, when the socket buffer is full. */
+static unsigned send_some(gw_egress_t *eg, int fd, const gw_send_t *sends, unsigned n)
 {
     struct mmsghdr msgs[MMSG_BATCH];
     struct iovec iov[MMSG_BATCH];
-    int fd = eg->fds[sends[0].sock];
-    unsigned done = 0, attempts = 0;
+    unsigned done = 0;
     while (done < n) {
         unsigned k = n - done < MMSG_BATCH ? n - done : MMSG_BATCH;
         memset(msgs, 0, sizeof(msgs[0]) * k);
@@ -34,34 +65,109 @@ static void send_socket(gw_egress_t *eg, const gw_send_t *sends, unsigned n)
             msgs[i].msg_hdr.msg_iov = &iov[i];
             msgs[i].msg_hdr.msg_iovlen = 1;
         }
-        int rc = sendmmsg(fd, msgs, k, 0);
+        int rc = sendmmsg(fd, msgs, k, MSG_DONTWAIT);
         eg->now_ns = uv_hrtime();
         if (rc > 0) {
             for (int i = 0; i < rc; i++)
                 gw_egress_complete(eg, &sends[done + (unsigned)i], (int)msgs[i].msg_len);
             done += (unsigned)rc;
-            attempts = 0;
             continue;
         }
         int err = rc < 0 ? -errno : -EAGAIN;
-        if (gw_send_should_retry(err) && ++attempts < GW_SEND_MAX_ATTEMPTS) {
+        if (err == -EINTR)
+            continue;
+        if (gw_send_should_retry(err)) {
             eg->retries++;
             gw_metrics.send_retries++;
-            if (err != -EINTR) {
-                eg->congestion_waits++;
-                struct pollfd pfd = {.fd = fd, .events = POLLOUT};
-                (void)poll(&pfd, 1, 1); /* wait for socket buffer room, 1 ms at most */
-            }
-            continue;
+            return done; /* full: the caller queues the rest */
         }
         gw_egress_complete(eg, &sends[done], err); /* counted and logged there */
         done++;
-        attempts = 0;
     }
+    return done;
+}
+
+static void on_writable(uv_poll_t *h, int status, int events);
+
+static void watch_writable(mmsg_fc_t *fc, bool on)
+{
+    if (on == fc->writable_on)
+        return;
+    if (on && !fc->writable_init) {
+        if (uv_poll_init(fc->eg->loop, &fc->writable, fc->eg->fds[fc->sock]) != 0)
+            return;
+        fc->writable_init = true;
+        fc->writable.data = fc;
+    }
+    if (on)
+        uv_poll_start(&fc->writable, UV_WRITABLE, on_writable);
+    else
+        uv_poll_stop(&fc->writable);
+    fc->writable_on = on;
+}
+
+/* Appends to the socket's backlog. False when it is full (or cannot be allocated). */
+static bool enqueue(mmsg_fc_t *fc, const gw_send_t *snd)
+{
+    if (!fc->q && !(fc->q = malloc(BACKLOG_CAP * sizeof(*fc->q))))
+        return false;
+    if (fc->len == BACKLOG_CAP)
+        return false;
+    fc->q[(fc->head + fc->len++) % BACKLOG_CAP] = *snd;
+    fc->m->waiting++;
+    fc->eg->congestion_waits++;
+    return true;
+}
+
+/* Sends what the backlog can send now, in order. */
+static void drain_one(mmsg_fc_t *fc)
+{
+    int fd = fc->eg->fds[fc->sock];
+    while (fc->len) {
+        unsigned contiguous = BACKLOG_CAP - fc->head < fc->len ? BACKLOG_CAP - fc->head : fc->len;
+        unsigned k = send_some(fc->eg, fd, &fc->q[fc->head], contiguous);
+        fc->head = (fc->head + k) % BACKLOG_CAP;
+        fc->len -= k;
+        fc->m->waiting -= k;
+        if (k < contiguous)
+            break; /* still full */
+    }
+    watch_writable(fc, fc->len > 0);
+}
+
+static void on_writable(uv_poll_t *h, int status, int events)
+{
+    (void)status;
+    (void)events;
+    drain_one(h->data);
+}
+
+/* Blocks (at most ~10 ms) for room when even the backlog is full: memory stays bounded. */
+static void send_blocking(mmsg_fc_t *fc, const gw_send_t *snd)
+{
+    int fd = fc->eg->fds[fc->sock];
+    for (int i = 0; i < 10; i++) {
+        if (send_some(fc->eg, fd, snd, 1) == 1)
+            return;
+        struct pollfd p = {.fd = fd, .events = POLLOUT};
+        (void)poll(&p, 1, 1);
+    }
+    gw_egress_complete(fc->eg, snd, -EAGAIN);
+}
+
+static void send_socket(gw_egress_t *eg, mmsg_t *m, const gw_send_t *sends, unsigned n)
+{
+    mmsg_fc_t *fc = &m->fc[sends[0].sock];
+    unsigned k = fc->len ? 0 : send_some(eg, eg->fds[fc->sock], sends, n);
+    for (unsigned i = k; i < n; i++)
+        if (!enqueue(fc, &sends[i]))
+            send_blocking(fc, &sends[i]);
+    watch_writable(fc, fc->len > 0);
 }
 
 static int mmsg_submit(gw_egress_t *eg, const gw_send_t *sends, unsigned n)
 {
+    mmsg_t *m = eg->backend;
     /* Group by socket, keeping each socket's packets in order. */
     gw_send_t group[MMSG_BATCH];
     bool taken[1024];
@@ -79,27 +185,72 @@ static int mmsg_submit(gw_egress_t *eg, const gw_send_t *sends, unsigned n)
                     taken[j] = true;
                     group[g++] = sends[off + j];
                     if (g == MMSG_BATCH) {
-                        send_socket(eg, group, g);
+                        send_socket(eg, m, group, g);
                         g = 0;
                     }
                 }
             if (g)
-                send_socket(eg, group, g);
+                send_socket(eg, m, group, g);
         }
         off += chunk;
     }
     return 0;
 }
 
+/* Waits (at most `timeout_ms`) until the backlogs are sent: shutdown and buffer shortage. */
 static void mmsg_drain(gw_egress_t *eg, int timeout_ms)
 {
-    (void)eg;
-    (void)timeout_ms; /* nothing is ever in flight */
+    mmsg_t *m = eg->backend;
+    uint64_t deadline = uv_hrtime() + (uint64_t)timeout_ms * 1000000u;
+    while (m->waiting && uv_hrtime() < deadline) {
+        for (unsigned i = 0; i < eg->nfds; i++)
+            if (m->fc[i].len)
+                drain_one(&m->fc[i]);
+        if (m->waiting)
+            (void)nanosleep(&(struct timespec){0, 1000 * 1000}, NULL); /* room to come */
+    }
+    if (m->waiting)
+        gw_log(GW_LOG_WARN, "sendmmsg: %u sends still waiting after %d ms", m->waiting, timeout_ms);
+}
+
+static void free_state(mmsg_t *m)
+{
+    for (unsigned i = 0; i < GW_MAX_SOCKETS; i++)
+        free(m->fc[i].q);
+    free(m);
+}
+
+static void on_closed(uv_handle_t *h)
+{
+    mmsg_t *m = h->data;
+    if (--m->open_handles == 0)
+        free_state(m);
 }
 
 static void mmsg_close(gw_egress_t *eg)
 {
-    (void)eg;
+    mmsg_t *m = eg->backend;
+    if (!m)
+        return;
+    eg->backend = NULL;
+    m->open_handles = 1;
+    for (unsigned i = 0; i < GW_MAX_SOCKETS; i++) {
+        mmsg_fc_t *fc = &m->fc[i];
+        /* Sends still waiting go down with the gateway: release their buffers, counted. */
+        for (; fc->len; fc->len--, fc->head = (fc->head + 1) % BACKLOG_CAP) {
+            gw_metrics.send_errors++;
+            if (--fc->q[fc->head].pkt->refs == 0)
+                gw_pool_put(eg->pool, fc->q[fc->head].pkt);
+        }
+        if (fc->writable_init) {
+            m->open_handles++;
+            fc->writable.data = m;
+            uv_poll_stop(&fc->writable);
+            uv_close((uv_handle_t *)&fc->writable, on_closed);
+        }
+    }
+    if (--m->open_handles == 0)
+        free_state(m);
 }
 
 const gw_egress_ops_t gw_egress_mmsg_ops = {

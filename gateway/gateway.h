@@ -279,7 +279,8 @@ typedef struct {
     uint64_t lat_sum_ns, lat_count;
     int64_t publishers;
     uint64_t send_retries, send_errors;
-    uint64_t up_messages[GW_MAX_CHANNELS];   /* connect mode: sequenced messages taken */
+    uint64_t ingress_pauses;               /* times reading stopped because egress was backed up */
+    uint64_t up_messages[GW_MAX_CHANNELS]; /* connect mode: sequenced messages taken */
     uint64_t up_duplicates[GW_MAX_CHANNELS]; /* already had them (replay after a reconnect) */
     uint64_t up_skipped[GW_MAX_CHANNELS];    /* upstream could not replay them: a gap */
     uint64_t up_connects[GW_MAX_CHANNELS];   /* logins accepted */
@@ -333,7 +334,8 @@ typedef struct gw {
     uv_timer_t hb_timer;
     uv_signal_t sigterm, sigint;
     bool stopping;
-    bool started; /* start() completed: shutdown sends the end of session */
+    bool ingress_paused; /* backpressure: publishers are not read while egress is backed up */
+    bool started;        /* start() completed: shutdown sends the end of session */
     bool egress_ready;
     char egress_ifname[IF_NAMESIZE]; /* resolved egress interface */
 } gw_t;
@@ -348,11 +350,14 @@ void gw_flush(gw_t *gw);
 int gw_ingress_start(gw_t *gw);
 void gw_ingress_stop(gw_t *gw);
 int gw_ingress_publishers(const gw_t *gw);
+/* Stops or resumes reading from every publisher (TCP flow control pushes back on them). */
+void gw_ingress_set_paused(gw_t *gw, bool paused);
 
 /* ingress_connect.c: connect mode, one SoupBinTCP client per channel with an upstream. */
 int gw_upstream_start(gw_t *gw);
 void gw_upstream_stop(gw_t *gw);
 void gw_upstream_free(gw_t *gw);
+void gw_upstream_set_paused(gw_t *gw, bool paused);
 
 /* retransmit.c */
 int gw_retransmit_start(gw_t *gw);

@@ -280,7 +280,8 @@ static void on_connection(uv_stream_t *server, int status)
     in->conns = c;
     in->nconns++;
     c->last_rx_ms = c->last_tx_ms = uv_now(gw->loop);
-    uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+    if (!gw->ingress_paused)
+        uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
     gw_log(GW_LOG_DEBUG, "publisher %s: connected", c->peer);
 }
 
@@ -292,6 +293,8 @@ static void on_timer(uv_timer_t *t)
     conn_t *next;
     for (conn_t *c = gw->ingress->conns; c; c = next) {
         next = c->next;
+        if (gw->ingress_paused)
+            c->last_rx_ms = now; /* we are not reading: their silence is ours */
         if (now - c->last_rx_ms >= gw->cfg.idle_timeout_ms) {
             close_conn(c, GW_CLOSE_IDLE, "silent past the idle timeout");
             continue;
@@ -356,6 +359,20 @@ void gw_ingress_stop(gw_t *gw)
     in->server.data = in;
     uv_close((uv_handle_t *)&in->server, free_ingress);
     gw->ingress = NULL;
+}
+
+void gw_ingress_set_paused(gw_t *gw, bool paused)
+{
+    if (!gw->ingress)
+        return;
+    for (conn_t *c = gw->ingress->conns; c; c = c->next) {
+        if (c->closing)
+            continue;
+        if (paused)
+            uv_read_stop((uv_stream_t *)&c->tcp);
+        else
+            uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+    }
 }
 
 int gw_ingress_publishers(const gw_t *gw)

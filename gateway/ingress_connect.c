@@ -215,7 +215,8 @@ static void on_connect(uv_connect_t *req, int status)
     uv_tcp_nodelay(&u->tcp, 1);
     if (len > 0)
         send_frame(u, f, (size_t)len);
-    uv_read_start((uv_stream_t *)&u->tcp, on_alloc, on_read);
+    if (!u->gw->ingress_paused)
+        uv_read_start((uv_stream_t *)&u->tcp, on_alloc, on_read);
 }
 
 static void connect_now(up_t *u)
@@ -253,6 +254,8 @@ static void on_timer(uv_timer_t *t)
         return;
     }
     uint64_t now = uv_now(u->gw->loop);
+    if (u->gw->ingress_paused)
+        u->last_rx_ms = now; /* we are not reading: the silence is ours */
     if (u->state >= UP_LOGIN_SENT && now - u->last_rx_ms >= cfg->idle_timeout_ms) {
         drop(u, GW_LOG_WARN, "silent past the idle timeout");
         return;
@@ -325,6 +328,21 @@ void gw_upstream_stop(gw_t *gw)
         gw_metrics.up_connected[ch] = 0;
         uv_timer_stop(&u->timer);
         uv_close((uv_handle_t *)&u->timer, NULL);
+    }
+}
+
+void gw_upstream_set_paused(gw_t *gw, bool paused)
+{
+    up_t *ups = gw->upstreams;
+    for (int ch = 0; ups && ch < gw->cfg.nchannels; ch++) {
+        up_t *u = &ups[ch];
+        if (!gw->cfg.channels[ch].upstream || !u->tcp_open ||
+            uv_is_closing((uv_handle_t *)&u->tcp) || u->state < UP_LOGIN_SENT)
+            continue;
+        if (paused)
+            uv_read_stop((uv_stream_t *)&u->tcp);
+        else
+            uv_read_start((uv_stream_t *)&u->tcp, on_alloc, on_read);
     }
 }
 

@@ -39,10 +39,35 @@ static void pz_need_buffer(gw_packetizer_t *pz)
     gw->egress.ops->drain(&gw->egress, 100);
 }
 
+/* Backpressure: when egress cannot keep up (a slow link, a full socket buffer), packet
+ * buffers pile up in flight. Before they run out, stop reading from publishers and let TCP
+ * push back on them; resume when half the buffers are free again. Nothing that was accepted
+ * is dropped, and nobody is disconnected for being slowed down. */
+static void apply_backpressure(gw_t *gw)
+{
+    uint32_t free_bufs = gw->pool.free_count, n = gw->pool.n;
+    if (!gw->ingress_paused && free_bufs < n / 4) {
+        gw->ingress_paused = true;
+        gw_metrics.ingress_pauses++;
+        gw_ingress_set_paused(gw, true);
+        gw_upstream_set_paused(gw, true);
+        gw_log(GW_LOG_DEBUG, "egress backed up (%u of %u buffers free): ingress paused", free_bufs,
+               n);
+    } else if (gw->ingress_paused && free_bufs > n / 2) {
+        gw->ingress_paused = false;
+        gw_ingress_set_paused(gw, false);
+        gw_upstream_set_paused(gw, false);
+        gw_log(GW_LOG_DEBUG, "egress caught up: ingress resumed");
+    }
+}
+
 /* End of every loop iteration: close the open packets and send the whole flush at once. */
 static void on_check(uv_check_t *h)
 {
-    gw_flush(h->data);
+    gw_t *gw = h->data;
+    gw_flush(gw);
+    if (!gw->stopping)
+        apply_backpressure(gw);
 }
 
 static void send_headers(gw_t *gw, int ch, uint16_t count)

@@ -99,6 +99,12 @@ static void render_ingress(sbuf_t *b, const gw_t *gw)
                   (unsigned long long)gw_metrics.bytes_in[u]);
     help(b, "mdcast_publishers_connected", "gauge", "Publishers logged in now.");
     sb_printf(b, "mdcast_publishers_connected %d\n", gw_ingress_publishers(gw));
+    help(b, "mdcast_ingress_pauses_total", "counter",
+         "Times reading from publishers stopped because egress was backed up.");
+    sb_printf(b, "mdcast_ingress_pauses_total %llu\n",
+              (unsigned long long)gw_metrics.ingress_pauses);
+    help(b, "mdcast_ingress_paused", "gauge", "1 while publishers are not read (backpressure).");
+    sb_printf(b, "mdcast_ingress_paused %d\n", gw->ingress_paused ? 1 : 0);
     help(b, "mdcast_publisher_closes_total", "counter",
          "Publisher connections closed by the gateway, by reason.");
     for (int r = 0; r < 8; r++)

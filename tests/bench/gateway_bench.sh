@@ -90,6 +90,9 @@ stop_gw() { # io
   unset "GWPID[$1]"
 }
 rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/${GWPID[$1]}/status"; }
+# CPU time (user + system, clock ticks) the gateway has used so far.
+cpu_ticks() { awk '{print $14 + $15}' "/proc/${GWPID[$1]}/stat"; }
+TCK=$(getconf CLK_TCK)
 scrape() { ip netns exec "$G" curl -s "127.0.0.1:${MPORTOF[$1]}/metrics"; }
 
 # One measured transfer: rx in R, sender command in P or G. Prints the rx line.
@@ -127,13 +130,22 @@ grep -h "probe" "$work"/gw-*.log | sed 's/^/  /' || true
 sleep 0.3
 
 read -r -a NAMES <<< "${BENCH_SENDERS:-blaster socat gateway-io_uring gateway-sendmmsg}"
-declare -A RATES LOSS
+declare -A RATES LOSS CPUNS
 echo "gateway benchmark: $COUNT x 40-byte messages per run, $REPEAT rounds of all four senders"
 for r in $(seq "$REPEAT"); do
   for name in "${NAMES[@]}"; do
     read -r sns raw args <<< "$(sender_args "$name")"
+    io=${name#gateway-}
+    [ "$io" != "$name" ] && c0=$(cpu_ticks "$io")
     # shellcheck disable=SC2086
     line=$(measure "$name" "$COUNT" "$raw" "$sns" $args)
+    if [ "$io" != "$name" ]; then
+      # The gateway's own CPU per message: independent of which end of the pipe is the limit.
+      ns=$(awk -v t=$(( $(cpu_ticks "$io") - c0 )) -v hz="$TCK" -v n="$COUNT" \
+           'BEGIN { printf "%.1f", t / hz * 1e9 / n }')
+      CPUNS[$name]+="$ns "
+      line="$line gateway_cpu_ns_per_msg=$ns"
+    fi
     echo "  round $r $name: $line"
     RATES[$name]+="$(echo "$line" | field rate) "
     LOSS[$name]=$(( ${LOSS[$name]:-0} + $(echo "$line" | field lost) + $(echo "$line" | field gaps) ))
@@ -182,6 +194,13 @@ for n in "${NAMES[@]}"; do
     "$(ratio "${RATE[$n]}" "${RATE[socat]:-}")" "$(ratio "${RATE[$n]}" "${RATE[blaster]:-}")"
 done
 echo "  io_uring / sendmmsg gateway throughput: $(ratio "${RATE[gateway-io_uring]:-}" "${RATE[gateway-sendmmsg]:-}")"
+declare -A CPU
+for n in gateway-io_uring gateway-sendmmsg; do
+  # shellcheck disable=SC2086
+  [ -n "${CPUNS[$n]:-}" ] && CPU[$n]=$(printf '%s\n' ${CPUNS[$n]} | median) &&
+    echo "  $n: gateway CPU $(printf '%.1f' "${CPU[$n]}") ns per message (user+system, median)"
+done
+echo "  io_uring / sendmmsg gateway CPU per message: $(ratio "${CPU[gateway-io_uring]:-}" "${CPU[gateway-sendmmsg]:-}")"
 for io in io_uring sendmmsg; do
   echo "  gateway-$io at ${PACED_RATE} msg/s: arrival->send p99 <= ${P99[$io]} us (histogram bucket bound), mean ${MEAN[$io]} us"
   echo "  gateway-$io RSS (kB): ${RSS0[$io]} at start; after each round and the paced run: ${RSSR[$io]} (ring: 262144 msgs / 16 MiB)"
