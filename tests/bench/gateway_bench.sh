@@ -13,7 +13,7 @@ source "$here/../common/lib.sh"
 [ "${MDCAST_BENCH:-0}" = 1 ] || skip "benchmark: run with MDCAST_BENCH=1 (ctest -L bench)"
 need_root
 need_cmd socat "apt-get install socat"
-need_cmd curl "apt-get install curl"
+need_cmd python3 "apt-get install python3"
 
 B=$MDCAST_BUILD_DIR
 GW=$B/gateway/mdcast-gateway
@@ -80,7 +80,7 @@ JSON
     2>"$work/gw-$io.log" &
   GWPID[$io]=$!
   for _ in $(seq 100); do
-    ip netns exec "$G" curl -sf "127.0.0.1:${MPORTOF[$io]}/healthz" >/dev/null 2>&1 && return 0
+    http_get "${MPORTOF[$io]}" /healthz >/dev/null 2>&1 && return 0
     sleep 0.05
   done
   cat "$work/gw-$io.log"; fail "gateway ($io) did not start"
@@ -89,11 +89,18 @@ stop_gw() { # io
   kill -TERM "${GWPID[$1]}"; wait "${GWPID[$1]}" || fail "gateway ($1) exit status $?"
   unset "GWPID[$1]"
 }
+# GET http://127.0.0.1:PORT/PATH inside the gateway namespace (python3: no curl needed).
+http_get() { # port path
+  ip netns exec "$G" python3 -c '
+import sys, urllib.request
+with urllib.request.urlopen("http://127.0.0.1:%s%s" % (sys.argv[1], sys.argv[2]), timeout=5) as r:
+    sys.stdout.write(r.read().decode())' "$1" "$2"
+}
 rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/${GWPID[$1]}/status"; }
 # CPU time (user + system, clock ticks) the gateway has used so far.
 cpu_ticks() { awk '{print $14 + $15}' "/proc/${GWPID[$1]}/stat"; }
 TCK=$(getconf CLK_TCK)
-scrape() { ip netns exec "$G" curl -s "127.0.0.1:${MPORTOF[$1]}/metrics"; }
+scrape() { http_get "${MPORTOF[$1]}" /metrics; }
 
 # One measured transfer: rx in R, sender command in P or G. Prints the rx line.
 measure() { # name count raw(0/1) sender-ns sender-args...
