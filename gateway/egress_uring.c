@@ -20,9 +20,16 @@
  * still pending; otherwise it waits, in order, in the socket's backlog until POLLOUT (libuv)
  * or the pending completion (eventfd). Deferred sends are counted in congestion_waits.
  *
- * Registered buffers are not used: IORING_OP_SEND takes no fixed buffer in liburing 2.3 /
- * the kernels we target; only IORING_OP_SEND_ZC does, and zero-copy for datagrams of at most
- * 1400 bytes costs page pinning and a second notification CQE per send. */
+ * Zero copy (egress.zerocopy, packets of at least eg->zc_min_len bytes): IORING_OP_SEND_ZC,
+ * on the packet pool registered as one fixed buffer (egress.registered_buffers) so the pages
+ * are pinned once at start instead of per send. IORING_OP_SEND takes no fixed buffer, so the
+ * pool is registered only when zero copy may be used. A SEND_ZC completes twice: first the
+ * result (flag IORING_CQE_F_MORE announces a notification), then the notification
+ * (IORING_CQE_F_NOTIF, same user_data) once the kernel no longer reads the buffer — after a
+ * qdisc or the NIC let go of it. The result is accounted as the send's completion (metrics,
+ * flow control, retries), but the packet buffer is handed back only with the notification:
+ * until then the slot keeps an extra packet reference. IORING_SEND_ZC_REPORT_USAGE makes the
+ * notification say whether the kernel copied after all (counted in zc_copied). */
 #include "gateway.h"
 
 #include <errno.h>
@@ -43,6 +50,13 @@
  * slab rounding): an upper estimate, so the room check errs on the side of waiting. */
 #define SKB_OVERHEAD 1024
 #define BACKLOG_CAP  4096 /* per socket; more sends than the pool holds packets x lines */
+/* Kernel 6.2+ UAPI, missing from liburing 2.3's copy of io_uring.h. */
+#ifndef IORING_SEND_ZC_REPORT_USAGE
+#define IORING_SEND_ZC_REPORT_USAGE (1U << 3)
+#endif
+#ifndef IORING_NOTIF_USAGE_ZC_COPIED
+#define IORING_NOTIF_USAGE_ZC_COPIED (1U << 31)
+#endif
 
 typedef struct uring uring_t;
 
@@ -63,6 +77,7 @@ typedef struct {
 } sock_fc_t;
 
 struct uring {
+    gw_egress_t *eg;
     struct io_uring ring;
     bool ring_ok;
     int efd;
@@ -73,6 +88,9 @@ struct uring {
     uint32_t free_slots[URING_SLOTS];
     unsigned nfree;
     uint32_t retry[URING_SLOTS]; /* slots to resubmit after a reap */
+    uint8_t notifs[URING_SLOTS]; /* zero-copy notifications still due for the slot */
+    bool done[URING_SLOTS];      /* the slot's send has its final result */
+    bool zc_early_release;       /* MDCAST_TEST_ZC_EARLY_RELEASE=1: a deliberate bug (tests) */
     unsigned nretry;
     unsigned gen;         /* bumped at every flush */
     unsigned backlogged;  /* sends waiting in socket backlogs */
@@ -126,6 +144,39 @@ static int check_opcodes(uring_t *u)
     bool ok = io_uring_opcode_supported(probe, IORING_OP_SEND);
     io_uring_free_probe(probe);
     return ok ? 0 : -EOPNOTSUPP;
+}
+
+/* Zero copy needs IORING_OP_SEND_ZC (6.0+); without it every packet goes as a plain send.
+ * The pool is registered only for zero copy: a failed registration (RLIMIT_MEMLOCK) leaves
+ * SEND_ZC pinning the pages per send. */
+static void setup_zerocopy(gw_egress_t *eg, uring_t *u)
+{
+    eg->fixed_bufs = false;
+    if (eg->zc_min_len == UINT32_MAX)
+        return;
+    struct io_uring_probe *probe = io_uring_get_probe_ring(&u->ring);
+    bool ok = probe && io_uring_opcode_supported(probe, IORING_OP_SEND_ZC);
+    if (probe)
+        io_uring_free_probe(probe);
+    if (!ok) {
+        gw_log(GW_LOG_WARN, "io_uring: IORING_OP_SEND_ZC not supported; zero copy off");
+        eg->zc_min_len = UINT32_MAX;
+        return;
+    }
+    if (eg->want_fixed_bufs) {
+        struct iovec iov = {.iov_base = eg->pool->mem, .iov_len = eg->pool->stride * eg->pool->n};
+        int rc = io_uring_register_buffers(&u->ring, &iov, 1);
+        if (rc == 0)
+            eg->fixed_bufs = true;
+        else
+            gw_log(GW_LOG_WARN, "io_uring: registering %zu bytes of packet buffers: %s; zero "
+                   "copy pins pages per send", iov.iov_len, strerror(-rc));
+    }
+    const char *early = getenv("MDCAST_TEST_ZC_EARLY_RELEASE");
+    u->zc_early_release = early && strcmp(early, "1") == 0;
+    if (u->zc_early_release)
+        gw_log(GW_LOG_WARN, "io_uring: TEST ONLY: zero-copy buffers released before the "
+               "notification (MDCAST_TEST_ZC_EARLY_RELEASE)");
 }
 
 static void free_state(uring_t *u)
@@ -186,6 +237,7 @@ static int uring_init(gw_egress_t *eg)
     if (!u)
         return -ENOMEM;
     u->efd = -1;
+    u->eg = eg;
     eg->backend = u;
     int rc = setup_ring(u);
     if (rc)
@@ -195,6 +247,7 @@ static int uring_init(gw_egress_t *eg)
         goto fail;
     if ((rc = io_uring_register_files(&u->ring, eg->fds, eg->nfds)) != 0)
         goto fail;
+    setup_zerocopy(eg, u);
     u->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (u->efd < 0) {
         rc = -errno;
@@ -239,9 +292,42 @@ static void prep_slot(uring_t *u, uint32_t s)
 {
     struct io_uring_sqe *sqe = io_uring_get_sqe(&u->ring);
     const gw_send_t *snd = &u->slots[s];
-    io_uring_prep_send(sqe, snd->sock, snd->pkt->buf, snd->pkt->len, 0);
+    gw_egress_t *eg = u->eg;
+    if (snd->pkt->len < eg->zc_min_len) {
+        io_uring_prep_send(sqe, snd->sock, snd->pkt->buf, snd->pkt->len, 0);
+    } else if (eg->fixed_bufs) {
+        io_uring_prep_send_zc_fixed(sqe, snd->sock, snd->pkt->buf, snd->pkt->len, 0,
+                                    IORING_SEND_ZC_REPORT_USAGE, 0);
+        eg->zc_sends++;
+    } else {
+        io_uring_prep_send_zc(sqe, snd->sock, snd->pkt->buf, snd->pkt->len, 0,
+                              IORING_SEND_ZC_REPORT_USAGE);
+        eg->zc_sends++;
+    }
     sqe->flags |= IOSQE_FIXED_FILE;
     io_uring_sqe_set_data64(sqe, s);
+}
+
+/* The slot's send is over and the kernel holds none of its buffer: hand both back. */
+static void release_slot(gw_egress_t *eg, uring_t *u, uint32_t s)
+{
+    gw_packet_t *pkt = u->slots[s].pkt;
+    eg->inflight--;
+    u->free_slots[u->nfree++] = s;
+    if (--pkt->refs == 0)
+        gw_pool_put(eg->pool, pkt);
+}
+
+/* A zero-copy notification: the kernel is done with the buffer of slot `s`. */
+static void on_notification(gw_egress_t *eg, uring_t *u, uint32_t s, int res)
+{
+    eg->zc_notifs++;
+    if ((uint32_t)res & IORING_NOTIF_USAGE_ZC_COPIED)
+        eg->zc_copied++;
+    if (u->zc_early_release)
+        return; /* the deliberate bug: the slot was already released with its result */
+    if (--u->notifs[s] == 0 && u->done[s])
+        release_slot(eg, u, s);
 }
 
 /* Processes every CQE there is; failed-but-retryable sends go to u->retry. */
@@ -256,6 +342,12 @@ static void reap(gw_egress_t *eg, uring_t *u)
         int res = cqe->res;
         gw_send_t *snd = &u->slots[s];
         seen++;
+        if (cqe->flags & IORING_CQE_F_NOTIF) {
+            on_notification(eg, u, s, res);
+            continue;
+        }
+        if ((cqe->flags & IORING_CQE_F_MORE) && !u->zc_early_release)
+            u->notifs[s]++; /* a notification follows: the buffer stays the kernel's */
         bool short_send = res >= 0 && (uint32_t)res < snd->pkt->len;
         if ((short_send || gw_send_should_retry(res)) && ++snd->attempts < GW_SEND_MAX_ATTEMPTS) {
             eg->retries++;
@@ -265,15 +357,19 @@ static void reap(gw_egress_t *eg, uring_t *u)
         }
         if (short_send)
             res = -EMSGSIZE;
-        eg->inflight--;
         sock_fc_t *fc = &u->fc[snd->sock];
         fc->pending--;
         if (fc->carried > fc->pending)
             fc->carried = fc->pending;
         if (fc->pending == 0 && fc->blen)
             u->kick = true;
+        /* The send is complete (metrics, latency); the slot's own reference keeps the buffer
+         * until the last notification of its (possibly retried) zero-copy sends. */
+        snd->pkt->refs++;
         gw_egress_complete(eg, snd, res);
-        u->free_slots[u->nfree++] = s;
+        u->done[s] = true;
+        if (u->notifs[s] == 0)
+            release_slot(eg, u, s);
     }
     io_uring_cq_advance(&u->ring, seen);
 }
@@ -362,6 +458,8 @@ static void issue(gw_egress_t *eg, uring_t *u, const gw_send_t *snd)
     uint32_t s = u->free_slots[--u->nfree];
     u->slots[s] = *snd;
     u->slots[s].attempts = 0;
+    u->notifs[s] = 0;
+    u->done[s] = false;
     u->fc[snd->sock].pending++;
     eg->inflight++;
     prep_slot(u, s);
