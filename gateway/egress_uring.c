@@ -45,7 +45,7 @@
 #include <unistd.h>
 
 #define URING_ENTRIES 256
-#define URING_SLOTS   512 /* the CQ size: in-flight sends never overflow the CQ */
+#define URING_SLOTS   512 /* in-flight sends; the CQ holds two CQEs for each (zero copy) */
 /* Kernel memory charged per datagram beyond its payload (sk_buff, shared info, headroom and
  * slab rounding): an upper estimate, so the room check errs on the side of waiting. */
 #define SKB_OVERHEAD 1024
@@ -89,7 +89,9 @@ struct uring {
     uint32_t free_slots[URING_SLOTS];
     unsigned nfree;
     uint32_t retry[URING_SLOTS]; /* slots to resubmit after a reap */
-    uint8_t notifs[URING_SLOTS]; /* zero-copy notifications still due for the slot */
+    /* Zero-copy notifications still due for the slot: +1 per result CQE flagged F_MORE, -1
+     * per notification. Signed, so the count is right whichever of the two is reaped first. */
+    int16_t notifs[URING_SLOTS];
     bool done[URING_SLOTS];      /* the slot's send has its final result */
     bool zc_early_release;       /* MDCAST_TEST_ZC_EARLY_RELEASE=1: a deliberate bug (tests) */
     unsigned nretry;
@@ -123,7 +125,7 @@ static int setup_ring(uring_t *u)
         memset(&p, 0, sizeof(p));
         p.flags = flag_sets[i];
         p.flags |= IORING_SETUP_CQSIZE;
-        p.cq_entries = URING_SLOTS;
+        p.cq_entries = 2 * URING_SLOTS; /* a zero-copy send posts two CQEs */
         rc = io_uring_queue_init_params(URING_ENTRIES, &u->ring, &p);
         if (rc == 0) {
             u->defer = (flag_sets[i] & IORING_SETUP_DEFER_TASKRUN) != 0;
