@@ -338,7 +338,8 @@ int gw_egress_init(gw_egress_t *eg, uv_loop_t *loop, const gw_config_t *cfg, gw_
     }
     if (eg->ops != &gw_egress_uring_ops)
         eg->zc_min_len = UINT32_MAX;
-    gw_log(GW_LOG_INFO, "egress backend %s (io=%s), %u sockets, zero copy %s, registered buffers %s",
+    gw_log(GW_LOG_INFO,
+           "egress backend %s (io=%s), %u sockets, zero copy %s, registered buffers %s",
            eg->ops->name, gw_io_name(cfg->io), eg->nfds,
            eg->zc_min_len == UINT32_MAX ? "off" : "on", eg->fixed_bufs ? "yes" : "no");
     return 0;

@@ -92,8 +92,8 @@ struct uring {
     /* Zero-copy notifications still due for the slot: +1 per result CQE flagged F_MORE, -1
      * per notification. Signed, so the count is right whichever of the two is reaped first. */
     int16_t notifs[URING_SLOTS];
-    bool done[URING_SLOTS];      /* the slot's send has its final result */
-    bool zc_early_release;       /* MDCAST_TEST_ZC_EARLY_RELEASE=1: a deliberate bug (tests) */
+    bool done[URING_SLOTS]; /* the slot's send has its final result */
+    bool zc_early_release;  /* MDCAST_TEST_ZC_EARLY_RELEASE=1: a deliberate bug (tests) */
     unsigned nretry;
     unsigned gen;         /* bumped at every flush */
     unsigned backlogged;  /* sends waiting in socket backlogs */
@@ -172,14 +172,16 @@ static void setup_zerocopy(gw_egress_t *eg, uring_t *u)
         if (rc == 0)
             eg->fixed_bufs = true;
         else
-            gw_log(GW_LOG_WARN, "io_uring: registering %zu bytes of packet buffers: %s; zero "
-                   "copy pins pages per send", iov.iov_len, strerror(-rc));
+            gw_log(GW_LOG_WARN,
+                   "io_uring: registering %zu bytes of packet buffers: %s; zero "
+                   "copy pins pages per send",
+                   iov.iov_len, strerror(-rc));
     }
     const char *early = getenv("MDCAST_TEST_ZC_EARLY_RELEASE");
     u->zc_early_release = early && strcmp(early, "1") == 0;
     if (u->zc_early_release)
         gw_log(GW_LOG_WARN, "io_uring: TEST ONLY: zero-copy buffers released before the "
-               "notification (MDCAST_TEST_ZC_EARLY_RELEASE)");
+                            "notification (MDCAST_TEST_ZC_EARLY_RELEASE)");
 }
 
 static void free_state(uring_t *u)

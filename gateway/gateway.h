@@ -148,9 +148,9 @@ typedef struct {
     uint8_t *mem;
     uint32_t n;
     uint32_t free_count;
-    uint32_t size;   /* bytes per buffer */
-    size_t stride;   /* distance between buffers; mem spans n * stride bytes */
-    bool scribble;   /* tests: overwrite each buffer as it is released (catches early reuse) */
+    uint32_t size; /* bytes per buffer */
+    size_t stride; /* distance between buffers; mem spans n * stride bytes */
+    bool scribble; /* tests: overwrite each buffer as it is released (catches early reuse) */
     gw_packet_t *free;
 } gw_pool_t;
 
@@ -205,11 +205,11 @@ struct gw_egress {
     /* Zero copy (io_uring only): packets of at least zc_min_len bytes go as SEND_ZC;
      * UINT32_MAX = never. Set by egress.c before the backend's init. */
     uint32_t zc_min_len;
-    bool want_fixed_bufs; /* egress.registered_buffers */
-    bool fixed_bufs;      /* the pool is registered with io_uring (SEND_ZC uses it) */
-    uint64_t zc_sends;    /* sends issued as SEND_ZC */
-    uint64_t zc_copied;   /* of their notifications, those saying the kernel copied anyway */
-    uint64_t zc_notifs;   /* notifications received (a buffer is reusable only after its own) */
+    bool want_fixed_bufs;  /* egress.registered_buffers */
+    bool fixed_bufs;       /* the pool is registered with io_uring (SEND_ZC uses it) */
+    uint64_t zc_sends;     /* sends issued as SEND_ZC */
+    uint64_t zc_copied;    /* of their notifications, those saying the kernel copied anyway */
+    uint64_t zc_notifs;    /* notifications received (a buffer is reusable only after its own) */
     double probe_zc_ns[2]; /* zerocopy=auto probe: median ns per datagram, [0] send, [1] send_zc */
 };
 
