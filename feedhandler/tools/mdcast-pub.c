@@ -6,6 +6,7 @@
  *
  * Exit codes: 0 all sent and flushed; 1 runtime error (connect, file, timeout); 2 usage;
  * 3 login rejected. */
+#include "cli.h"
 #include "mdfeed/mdfeed.h"
 
 #include <errno.h>
@@ -17,7 +18,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
-#include <time.h>
 #include <zlib.h>
 
 typedef struct {
@@ -29,28 +29,6 @@ typedef struct {
     bool timestamps, json;
     double timeout_s;
 } opts_t;
-
-static volatile sig_atomic_t interrupted;
-
-static void on_signal(int sig)
-{
-    (void)sig;
-    interrupted = 1;
-}
-
-static uint64_t mono_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-static uint64_t real_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
 static void usage(FILE *f)
 {
@@ -66,30 +44,6 @@ static void usage(FILE *f)
                "  --timeout SECONDS        give up after this long [300]\n"
                "  --json                   a JSON summary object as the last stdout line\n"
                "exit: 0 sent, 1 error, 2 usage, 3 login rejected\n");
-}
-
-static bool parse_u64(const char *s, uint64_t *out)
-{
-    char *end;
-    errno = 0;
-    if (!s || !*s || *s == '-')
-        return false;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (errno || *end)
-        return false;
-    *out = v;
-    return true;
-}
-
-static bool parse_double(const char *s, double *out)
-{
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (errno || *end || end == s || !(v >= 0) || v > 1e9)
-        return false;
-    *out = v;
-    return true;
 }
 
 /* Source of messages: generated, or read from an ITCH file. */
@@ -200,16 +154,16 @@ int main(int argc, char **argv)
             cfg.session = optarg;
             break;
         case 'c':
-            if (!parse_u64(optarg, &o.count))
+            if (!cli_parse_u64(optarg, &o.count))
                 goto bad;
             count_set = true;
             break;
         case 'r':
-            if (!parse_double(optarg, &o.rate))
+            if (!cli_parse_number(optarg, 1e9, &o.rate))
                 goto bad;
             break;
         case 'z':
-            if (!parse_u64(optarg, &v) || v == 0 || v > 65534)
+            if (!cli_parse_u64(optarg, &v) || v == 0 || v > 65534)
                 goto bad;
             o.size = (size_t)v;
             break;
@@ -220,11 +174,11 @@ int main(int argc, char **argv)
             o.itch = optarg;
             break;
         case 'x':
-            if (!parse_double(optarg, &o.speed))
+            if (!cli_parse_number(optarg, 1e9, &o.speed))
                 goto bad;
             break;
         case 't':
-            if (!parse_double(optarg, &o.timeout_s) || o.timeout_s <= 0)
+            if (!cli_parse_number(optarg, 1e9, &o.timeout_s) || o.timeout_s <= 0)
                 goto bad;
             break;
         case 'j':
@@ -239,8 +193,7 @@ int main(int argc, char **argv)
         }
         continue;
     bad:
-        fprintf(stderr, "mdcast-pub: invalid value for --%s: '%s'\n", lopts[idx].name, optarg);
-        return 2;
+        return cli_bad_value("mdcast-pub", lopts[idx].name, optarg);
     }
     if (optind < argc || !cfg.connect) {
         fprintf(stderr, "mdcast-pub: %s\n",
@@ -276,9 +229,8 @@ int main(int argc, char **argv)
         }
         gzbuffer(src.gz, 1 << 17);
     }
-    signal(SIGINT, on_signal);
-    signal(SIGTERM, on_signal);
-    signal(SIGPIPE, SIG_IGN);
+    cli_catch_signals();
+    signal(SIGPIPE, SIG_IGN); /* a dropped connection is an error code, not a death */
 
     mdfeed_pub_t *pub = NULL;
     int rc = mdfeed_pub_new(&pub, &cfg, NULL);
@@ -288,7 +240,7 @@ int main(int argc, char **argv)
             gzclose(src.gz);
         return rc == MDFEED_EBAD_ADDRESS || rc == MDFEED_EBAD_CONFIG ? 2 : 1;
     }
-    uint64_t t0 = mono_ns();
+    uint64_t t0 = cli_mono_ns();
     uint64_t deadline = t0 + (uint64_t)(o.timeout_s * 1e9);
     int login_ms = o.timeout_s > 30 ? 30000 : (int)(o.timeout_s * 1000);
     rc = mdfeed_pub_wait_ready(pub, login_ms);
@@ -301,12 +253,12 @@ int main(int argc, char **argv)
     }
     fprintf(stderr, "mdcast-pub: logged in to %s\n", cfg.connect);
 
-    uint64_t start = mono_ns();
+    uint64_t start = cli_mono_ns();
     uint64_t sent = 0, bytes = 0;
     int exit_code = 0;
     bool pending = source_next(&src);
-    while (pending && !interrupted) {
-        uint64_t now = mono_ns();
+    while (pending && !cli_interrupted) {
+        uint64_t now = cli_mono_ns();
         if (now >= deadline) {
             fprintf(stderr, "mdcast-pub: timeout after %" PRIu64 " messages\n", sent);
             exit_code = 1;
@@ -316,7 +268,7 @@ int main(int argc, char **argv)
         int queued = 0;
         while (pending && start + due_at(&src) <= now && queued < 4096) {
             if (o.timestamps)
-                mdfeed_bench_encode(src.buf, src.len, real_ns(), src.produced - 1);
+                mdfeed_bench_encode(src.buf, src.len, cli_real_ns(), src.produced - 1);
             rc = mdfeed_pub_send(pub, src.buf, src.len);
             if (rc == MDFEED_EAGAIN)
                 break;
@@ -342,7 +294,7 @@ int main(int argc, char **argv)
         if (!pending)
             break;
         uint64_t next = start + due_at(&src);
-        now = mono_ns();
+        now = cli_mono_ns();
         int wait_ms = 0;
         if (rc == 0 && next > now)
             wait_ms = (int)((next - now) / 1000000u);
@@ -357,7 +309,7 @@ int main(int argc, char **argv)
         exit_code = 1;
     }
     if (exit_code == 0) {
-        uint64_t now = mono_ns();
+        uint64_t now = cli_mono_ns();
         int left_ms = now < deadline ? (int)((deadline - now) / 1000000u) : 0;
         rc = mdfeed_pub_close(pub, left_ms > 10000 ? 10000 : left_ms);
         if (rc) {
@@ -365,7 +317,7 @@ int main(int argc, char **argv)
             exit_code = exit_for(rc);
         }
     }
-    double elapsed = (double)(mono_ns() - start) / 1e9;
+    double elapsed = (double)(cli_mono_ns() - start) / 1e9;
     mdfeed_pub_stats_t st;
     mdfeed_pub_stats(pub, &st);
     fprintf(stderr,
@@ -373,13 +325,20 @@ int main(int argc, char **argv)
             "%" PRIu64 " writes, %" PRIu64 " reconnects\n",
             st.messages_sent, bytes, elapsed, elapsed > 0 ? (double)st.messages_sent / elapsed : 0,
             st.writes, st.reconnects);
-    if (o.json)
-        printf("{\"sent\":%" PRIu64 ",\"queued\":%" PRIu64 ",\"bytes\":%" PRIu64
-               ",\"elapsed_s\":%.6f,\"msgs_per_s\":%.1f,\"writes\":%" PRIu64
-               ",\"reconnects\":%" PRIu64 ",\"heartbeats_sent\":%" PRIu64 ",\"ok\":%s}\n",
-               st.messages_sent, sent, bytes, elapsed,
-               elapsed > 0 ? (double)st.messages_sent / elapsed : 0, st.writes, st.reconnects,
-               st.heartbeats_sent, exit_code == 0 ? "true" : "false");
+    if (o.json) {
+        cli_json_t j;
+        cli_json_begin(&j, stdout);
+        cli_json_u64(&j, "sent", st.messages_sent);
+        cli_json_u64(&j, "queued", sent);
+        cli_json_u64(&j, "bytes", bytes);
+        cli_json_num(&j, "elapsed_s", elapsed, 6);
+        cli_json_num(&j, "msgs_per_s", elapsed > 0 ? (double)st.messages_sent / elapsed : 0, 1);
+        cli_json_u64(&j, "writes", st.writes);
+        cli_json_u64(&j, "reconnects", st.reconnects);
+        cli_json_u64(&j, "heartbeats_sent", st.heartbeats_sent);
+        cli_json_bool(&j, "ok", exit_code == 0);
+        cli_json_end(&j);
+    }
     mdfeed_pub_free(pub);
     if (src.gz)
         gzclose(src.gz);
