@@ -55,8 +55,35 @@ typedef struct {
     size_t len;
     uint64_t itch_ts, itch_ts0; /* ITCH timestamps (ns since midnight) */
     bool have_ts0;
-    const char *error; /* set when the file is broken */
+    char error[160]; /* set when the file is broken */
 } source_t;
+
+/* Prepares a generated source: the filler is written once; each message then only changes
+ * its counter (or, with --timestamps, the benchmark header written at send time). */
+static void source_init_generated(source_t *src)
+{
+    memset(src->buf, 'x', src->o->size);
+    src->len = src->o->size;
+}
+
+/* Reads exactly `n` bytes of the file. Returns true when it did; false at a clean end of
+ * the file (nothing read where `what` starts, `at_boundary`) or with src->error set. */
+static bool read_exact(source_t *src, void *buf, unsigned n, const char *what, bool at_boundary)
+{
+    int got = gzread(src->gz, buf, n);
+    if (got == (int)n)
+        return true;
+    int zerr = Z_OK;
+    const char *ztext = gzerror(src->gz, &zerr);
+    if (got == 0 && at_boundary && zerr == Z_OK)
+        return false;
+    if (got < 0 || (zerr != Z_OK && zerr != Z_BUF_ERROR))
+        snprintf(src->error, sizeof(src->error), "not valid gzip data (%s)", ztext);
+    else
+        snprintf(src->error, sizeof(src->error), "truncated %s (%d of %u bytes)", what,
+                 got > 0 ? got : 0, n);
+    return false;
+}
 
 /* Loads the next message into src->buf; false at the end (or on a file error). */
 static bool source_next(source_t *src)
@@ -65,34 +92,23 @@ static bool source_next(source_t *src)
     if (o->count && src->produced >= o->count)
         return false;
     if (!o->itch) {
-        if (o->timestamps) {
-            src->len = mdfeed_bench_encode(src->buf, o->size, 0, src->produced);
-        } else {
-            /* A counter then a filler: a receiver can check order and content. */
-            for (size_t i = 0; i < o->size; i++)
-                src->buf[i] = i < 8 ? (uint8_t)(src->produced >> (56 - 8 * i)) : 'x';
-            src->len = o->size;
-        }
+        /* A counter then the filler: a receiver can check order and content. */
+        if (!o->timestamps)
+            for (size_t i = 0; i < o->size && i < 8; i++)
+                src->buf[i] = (uint8_t)(src->produced >> (56 - 8 * i));
         src->produced++;
         return true;
     }
     uint8_t pre[2];
-    int n = gzread(src->gz, pre, 2);
-    if (n == 0)
+    if (!read_exact(src, pre, 2, "length prefix", true))
         return false;
-    if (n != 2) {
-        src->error = "truncated length prefix";
-        return false;
-    }
     size_t len = (size_t)pre[0] << 8 | pre[1];
     if (len == 0) {
-        src->error = "zero-length message";
+        snprintf(src->error, sizeof(src->error), "zero-length message");
         return false;
     }
-    if (gzread(src->gz, src->buf, (unsigned)len) != (int)len) {
-        src->error = "truncated message";
+    if (!read_exact(src, src->buf, (unsigned)len, "message", false))
         return false;
-    }
     src->len = len;
     src->produced++;
     if (len >= 11) { /* type, locate, tracking, then a 48-bit timestamp */
@@ -228,6 +244,16 @@ int main(int argc, char **argv)
             return 1;
         }
         gzbuffer(src.gz, 1 << 17);
+    } else {
+        source_init_generated(&src);
+    }
+    /* The first message is read before connecting: a file that is broken from its start
+     * fails here, without a login. */
+    bool pending = source_next(&src);
+    if (src.error[0]) {
+        fprintf(stderr, "mdcast-pub: %s: %s at message 1\n", o.itch, src.error);
+        gzclose(src.gz);
+        return 1;
     }
     cli_catch_signals();
     signal(SIGPIPE, SIG_IGN); /* a dropped connection is an error code, not a death */
@@ -256,7 +282,6 @@ int main(int argc, char **argv)
     uint64_t start = cli_mono_ns();
     uint64_t sent = 0, bytes = 0;
     int exit_code = 0;
-    bool pending = source_next(&src);
     while (pending && !cli_interrupted) {
         uint64_t now = cli_mono_ns();
         if (now >= deadline) {
@@ -303,11 +328,11 @@ int main(int argc, char **argv)
             (void)epoll_wait(mdfeed_pub_fd(pub), &ev, 1, wait_ms > 100 ? 100 : wait_ms);
         }
     }
-    if (src.error) {
+    if (src.error[0])
         fprintf(stderr, "mdcast-pub: %s: %s after %" PRIu64 " messages\n", o.itch, src.error,
                 src.produced);
-        exit_code = 1;
-    }
+    /* The messages read before a broken part of the file were accepted: deliver them, then
+     * report the file. */
     if (exit_code == 0) {
         uint64_t now = cli_mono_ns();
         int left_ms = now < deadline ? (int)((deadline - now) / 1000000u) : 0;
@@ -317,6 +342,8 @@ int main(int argc, char **argv)
             exit_code = exit_for(rc);
         }
     }
+    if (exit_code == 0 && src.error[0])
+        exit_code = 1;
     double elapsed = (double)(cli_mono_ns() - start) / 1e9;
     mdfeed_pub_stats_t st;
     mdfeed_pub_stats(pub, &st);

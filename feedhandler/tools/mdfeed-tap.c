@@ -288,6 +288,18 @@ int main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
+    /* The library would reject a bad address too, but without saying which option held it. */
+    const struct {
+        const char *opt, *value;
+    } addrs[] = {{"group", cfg.group_a}, {"group-b", cfg.group_b}, {"retransmit", cfg.retransmit}};
+    for (size_t i = 0; i < sizeof(addrs) / sizeof(addrs[0]); i++) {
+        uint32_t ip;
+        uint16_t port;
+        if (addrs[i].value && mdfeed_addr_parse(addrs[i].value, &ip, &port) != 0) {
+            fprintf(stderr, "mdfeed-tap: --%s wants A.B.C.D:PORT\n", addrs[i].opt);
+            return cli_bad_value("mdfeed-tap", addrs[i].opt, addrs[i].value);
+        }
+    }
     mdfeed_sub_callbacks_t cbs = {.data = &t,
                                   .on_message = on_message,
                                   .on_gap = on_gap,
