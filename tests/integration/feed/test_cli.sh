@@ -22,21 +22,8 @@ SEND=$B/tests/mold-send
 ITCHGEN=$B/tests/tools/itchgen
 for x in "$TAP" "$PUB" "$SINK" "$SEND"; do [ -x "$x" ] || fail "missing $x (build first)"; done
 
-tag=$(test_tag)
-ns=fd$tag
-work=$(mktemp -d)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  ip netns del "$ns" 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-ip netns add "$ns"
-ip -n "$ns" link set lo up
-# Background processes are started with `ip netns exec` directly (not through this function)
-# so that $! is the process itself and cleanup can kill it.
-inns() { ip netns exec "$ns" "$@"; }
+source "$MDCAST_SOURCE_DIR/tests/integration/feed/netns.sh"
+feed_netns fd
 
 # Exit code of a command, without tripping `set -e`.
 rc_of() { local rc=0; "$@" >"$work/out" 2>"$work/err" || rc=$?; echo "$rc"; }
