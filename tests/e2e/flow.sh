@@ -43,10 +43,10 @@ flow_env_int() {
 # flow_env_percent NAME DEFAULT: prints $NAME (like 5% or 0.5%, at most 100%), or DEFAULT.
 flow_env_percent() {
   local v=${!1:-$2}
-  [[ $v =~ ^[0-9]{1,3}(\.[0-9]+)?%$ ]] && [ "${v%%[.%]*}" -le 100 ] || {
+  if ! [[ $v =~ ^[0-9]{1,3}(\.[0-9]+)?%$ ]] || [ "${v%%[.%]*}" -gt 100 ]; then
     echo "e2e: $1='$v' is not a percentage (like 5%)" >&2
     exit 2
-  }
+  fi
   echo "$v"
 }
 

@@ -50,7 +50,7 @@ node_index() { [[ $1 =~ ^node([0-9]+)$ ]] || die "'$1' is not a node name (node1
 
 # opt_value OPTION ARGS...: dies unless OPTION is followed by a non-empty value (under
 # `set -u` a missing one would end the script with a shell error naming no option).
-opt_value() { [ $# -ge 2 ] && [ -n "$2" ] || die "$1 needs a value"; }
+opt_value() { if [ $# -lt 2 ] || [ -z "$2" ]; then die "$1 needs a value"; fi; }
 
 check_tag() {
   [ -n "${TB_TAG:-}" ] || die "no tag: pass --tag T or set TB_TAG"

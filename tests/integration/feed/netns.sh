@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Sourced by the feed integration tests (after tests/common/lib.sh): a throwaway network
 # namespace with lo up and a work directory, both removed on exit together with every process
 # whose pid the test appended to `pids`.
