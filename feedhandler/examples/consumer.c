@@ -9,11 +9,14 @@
  * at end of session, or after 30 s. */
 #include <mdfeed/mdfeed.h>
 
+#include <ctype.h>
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/epoll.h>
 #include <time.h>
+#include <unistd.h>
 
 struct app {
     uint64_t want, got;
@@ -40,13 +43,25 @@ static void on_warning(void *data, int code, const char *text)
     fprintf(stderr, "warning: %s\n", text);
 }
 
+/* COUNT: a positive decimal number (strtoull alone takes "-1" as 2^64-1 and "abc" as 0). */
+static int parse_count(const char *s, uint64_t *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (!isdigit((unsigned char)s[0]) || *end || errno || v == 0)
+        return -1;
+    *out = v;
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
-    if (argc < 3) {
+    struct app app = {.want = 10};
+    if (argc < 3 || argc > 6 || (argc > 3 && parse_count(argv[3], &app.want) != 0)) {
         fprintf(stderr, "usage: %s GROUP:PORT INTERFACE [COUNT] [LINE_B] [RETRANSMIT]\n", argv[0]);
         return 2;
     }
-    struct app app = {.want = argc > 3 ? strtoull(argv[3], NULL, 10) : 10};
     mdfeed_sub_config_t cfg;
     mdfeed_sub_config_init(&cfg);
     cfg.group_a = argv[1];
@@ -62,9 +77,13 @@ int main(int argc, char **argv)
         return 1;
     }
     /* The application's own epoll set; the subscriber's fd is one member of it. */
-    int ep = epoll_create1(0);
+    int ep = epoll_create1(EPOLL_CLOEXEC);
     struct epoll_event ev = {.events = EPOLLIN, .data.ptr = sub};
-    epoll_ctl(ep, EPOLL_CTL_ADD, mdfeed_sub_fd(sub), &ev);
+    if (ep < 0 || epoll_ctl(ep, EPOLL_CTL_ADD, mdfeed_sub_fd(sub), &ev) < 0) {
+        perror("epoll");
+        mdfeed_sub_free(sub);
+        return 1;
+    }
     time_t end = time(NULL) + 30;
     while (app.got < app.want && time(NULL) < end) {
         if (epoll_wait(ep, &ev, 1, 100) > 0 && (rc = mdfeed_sub_dispatch(sub)) < 0)
@@ -76,5 +95,6 @@ int main(int argc, char **argv)
            " recovered, %" PRIu64 " lost (libmdfeed %06x)\n",
            st.messages, st.duplicates, st.gaps, st.recovered, st.lost, mdfeed_version());
     mdfeed_sub_free(sub);
+    close(ep);
     return app.got >= app.want || rc == MDFEED_EENDED ? 0 : 1;
 }

@@ -17,8 +17,12 @@ const char *mdfeed_strerror(int err)
     }
     if (err == 0)
         return "success";
-    if (err < 0 && err > -4096)
-        return strerror(-err); /* glibc returns static strings for valid errnos */
+    if (err < 0 && err > -4096) {
+        /* Not strerror(): for an errno it does not know it formats into a static buffer,
+         * which is neither constant nor thread-safe. */
+        const char *d = strerrordesc_np(-err);
+        return d ? d : "unknown error";
+    }
     return "unknown error";
 }
 

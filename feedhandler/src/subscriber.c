@@ -11,6 +11,7 @@
 #include "mdfeed/moldudp64.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <ifaddrs.h>
 #include <net/if.h>
@@ -122,11 +123,13 @@ int mdfeed_addr_parse(const char *str, uint32_t *addr, uint16_t *port)
     struct in_addr a;
     if (inet_pton(AF_INET, host, &a) != 1)
         return MDFEED_EBAD_ADDRESS;
+    /* Digits only: strtoul alone would take " 5", "+5" and "-1". */
+    if (!isdigit((unsigned char)colon[1]))
+        return MDFEED_EBAD_ADDRESS;
     char *end;
     errno = 0;
     unsigned long p = strtoul(colon + 1, &end, 10);
-    if (errno || *end || end == colon + 1 || p == 0 || p > 65535 || colon[1] == '-' ||
-        colon[1] == '+')
+    if (errno || *end || p == 0 || p > 65535)
         return MDFEED_EBAD_ADDRESS;
     *addr = ntohl(a.s_addr);
     *port = (uint16_t)p;

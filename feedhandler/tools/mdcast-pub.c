@@ -6,6 +6,7 @@
  *
  * Exit codes: 0 all sent and flushed; 1 runtime error (connect, file, timeout); 2 usage;
  * 3 login rejected. */
+#include "cli.h"
 #include "mdfeed/mdfeed.h"
 
 #include <errno.h>
@@ -17,7 +18,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
-#include <time.h>
 #include <zlib.h>
 
 typedef struct {
@@ -29,28 +29,6 @@ typedef struct {
     bool timestamps, json;
     double timeout_s;
 } opts_t;
-
-static volatile sig_atomic_t interrupted;
-
-static void on_signal(int sig)
-{
-    (void)sig;
-    interrupted = 1;
-}
-
-static uint64_t mono_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-static uint64_t real_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
 static void usage(FILE *f)
 {
@@ -68,30 +46,6 @@ static void usage(FILE *f)
                "exit: 0 sent, 1 error, 2 usage, 3 login rejected\n");
 }
 
-static bool parse_u64(const char *s, uint64_t *out)
-{
-    char *end;
-    errno = 0;
-    if (!s || !*s || *s == '-')
-        return false;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (errno || *end)
-        return false;
-    *out = v;
-    return true;
-}
-
-static bool parse_double(const char *s, double *out)
-{
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (errno || *end || end == s || !(v >= 0) || v > 1e9)
-        return false;
-    *out = v;
-    return true;
-}
-
 /* Source of messages: generated, or read from an ITCH file. */
 typedef struct {
     const opts_t *o;
@@ -101,8 +55,35 @@ typedef struct {
     size_t len;
     uint64_t itch_ts, itch_ts0; /* ITCH timestamps (ns since midnight) */
     bool have_ts0;
-    const char *error; /* set when the file is broken */
+    char error[160]; /* set when the file is broken */
 } source_t;
+
+/* Prepares a generated source: the filler is written once; each message then only changes
+ * its counter (or, with --timestamps, the benchmark header written at send time). */
+static void source_init_generated(source_t *src)
+{
+    memset(src->buf, 'x', src->o->size);
+    src->len = src->o->size;
+}
+
+/* Reads exactly `n` bytes of the file. Returns true when it did; false at a clean end of
+ * the file (nothing read where `what` starts, `at_boundary`) or with src->error set. */
+static bool read_exact(source_t *src, void *buf, unsigned n, const char *what, bool at_boundary)
+{
+    int got = gzread(src->gz, buf, n);
+    if (got == (int)n)
+        return true;
+    int zerr = Z_OK;
+    const char *ztext = gzerror(src->gz, &zerr);
+    if (got == 0 && at_boundary && zerr == Z_OK)
+        return false;
+    if (got < 0 || (zerr != Z_OK && zerr != Z_BUF_ERROR))
+        snprintf(src->error, sizeof(src->error), "not valid gzip data (%s)", ztext);
+    else
+        snprintf(src->error, sizeof(src->error), "truncated %s (%d of %u bytes)", what,
+                 got > 0 ? got : 0, n);
+    return false;
+}
 
 /* Loads the next message into src->buf; false at the end (or on a file error). */
 static bool source_next(source_t *src)
@@ -111,34 +92,23 @@ static bool source_next(source_t *src)
     if (o->count && src->produced >= o->count)
         return false;
     if (!o->itch) {
-        if (o->timestamps) {
-            src->len = mdfeed_bench_encode(src->buf, o->size, 0, src->produced);
-        } else {
-            /* A counter then a filler: a receiver can check order and content. */
-            for (size_t i = 0; i < o->size; i++)
-                src->buf[i] = i < 8 ? (uint8_t)(src->produced >> (56 - 8 * i)) : 'x';
-            src->len = o->size;
-        }
+        /* A counter then the filler: a receiver can check order and content. */
+        if (!o->timestamps)
+            for (size_t i = 0; i < o->size && i < 8; i++)
+                src->buf[i] = (uint8_t)(src->produced >> (56 - 8 * i));
         src->produced++;
         return true;
     }
     uint8_t pre[2];
-    int n = gzread(src->gz, pre, 2);
-    if (n == 0)
+    if (!read_exact(src, pre, 2, "length prefix", true))
         return false;
-    if (n != 2) {
-        src->error = "truncated length prefix";
-        return false;
-    }
     size_t len = (size_t)pre[0] << 8 | pre[1];
     if (len == 0) {
-        src->error = "zero-length message";
+        snprintf(src->error, sizeof(src->error), "zero-length message");
         return false;
     }
-    if (gzread(src->gz, src->buf, (unsigned)len) != (int)len) {
-        src->error = "truncated message";
+    if (!read_exact(src, src->buf, (unsigned)len, "message", false))
         return false;
-    }
     src->len = len;
     src->produced++;
     if (len >= 11) { /* type, locate, tracking, then a 48-bit timestamp */
@@ -200,16 +170,16 @@ int main(int argc, char **argv)
             cfg.session = optarg;
             break;
         case 'c':
-            if (!parse_u64(optarg, &o.count))
+            if (!cli_parse_u64(optarg, &o.count))
                 goto bad;
             count_set = true;
             break;
         case 'r':
-            if (!parse_double(optarg, &o.rate))
+            if (!cli_parse_number(optarg, 1e9, &o.rate))
                 goto bad;
             break;
         case 'z':
-            if (!parse_u64(optarg, &v) || v == 0 || v > 65534)
+            if (!cli_parse_u64(optarg, &v) || v == 0 || v > 65534)
                 goto bad;
             o.size = (size_t)v;
             break;
@@ -220,11 +190,11 @@ int main(int argc, char **argv)
             o.itch = optarg;
             break;
         case 'x':
-            if (!parse_double(optarg, &o.speed))
+            if (!cli_parse_number(optarg, 1e9, &o.speed))
                 goto bad;
             break;
         case 't':
-            if (!parse_double(optarg, &o.timeout_s) || o.timeout_s <= 0)
+            if (!cli_parse_number(optarg, 1e9, &o.timeout_s) || o.timeout_s <= 0)
                 goto bad;
             break;
         case 'j':
@@ -239,8 +209,7 @@ int main(int argc, char **argv)
         }
         continue;
     bad:
-        fprintf(stderr, "mdcast-pub: invalid value for --%s: '%s'\n", lopts[idx].name, optarg);
-        return 2;
+        return cli_bad_value("mdcast-pub", lopts[idx].name, optarg);
     }
     if (optind < argc || !cfg.connect) {
         fprintf(stderr, "mdcast-pub: %s\n",
@@ -275,10 +244,19 @@ int main(int argc, char **argv)
             return 1;
         }
         gzbuffer(src.gz, 1 << 17);
+    } else {
+        source_init_generated(&src);
     }
-    signal(SIGINT, on_signal);
-    signal(SIGTERM, on_signal);
-    signal(SIGPIPE, SIG_IGN);
+    /* The first message is read before connecting: a file that is broken from its start
+     * fails here, without a login. */
+    bool pending = source_next(&src);
+    if (src.error[0]) {
+        fprintf(stderr, "mdcast-pub: %s: %s at message 1\n", o.itch, src.error);
+        gzclose(src.gz);
+        return 1;
+    }
+    cli_catch_signals();
+    signal(SIGPIPE, SIG_IGN); /* a dropped connection is an error code, not a death */
 
     mdfeed_pub_t *pub = NULL;
     int rc = mdfeed_pub_new(&pub, &cfg, NULL);
@@ -288,7 +266,7 @@ int main(int argc, char **argv)
             gzclose(src.gz);
         return rc == MDFEED_EBAD_ADDRESS || rc == MDFEED_EBAD_CONFIG ? 2 : 1;
     }
-    uint64_t t0 = mono_ns();
+    uint64_t t0 = cli_mono_ns();
     uint64_t deadline = t0 + (uint64_t)(o.timeout_s * 1e9);
     int login_ms = o.timeout_s > 30 ? 30000 : (int)(o.timeout_s * 1000);
     rc = mdfeed_pub_wait_ready(pub, login_ms);
@@ -301,12 +279,11 @@ int main(int argc, char **argv)
     }
     fprintf(stderr, "mdcast-pub: logged in to %s\n", cfg.connect);
 
-    uint64_t start = mono_ns();
+    uint64_t start = cli_mono_ns();
     uint64_t sent = 0, bytes = 0;
     int exit_code = 0;
-    bool pending = source_next(&src);
-    while (pending && !interrupted) {
-        uint64_t now = mono_ns();
+    while (pending && !cli_interrupted) {
+        uint64_t now = cli_mono_ns();
         if (now >= deadline) {
             fprintf(stderr, "mdcast-pub: timeout after %" PRIu64 " messages\n", sent);
             exit_code = 1;
@@ -316,7 +293,7 @@ int main(int argc, char **argv)
         int queued = 0;
         while (pending && start + due_at(&src) <= now && queued < 4096) {
             if (o.timestamps)
-                mdfeed_bench_encode(src.buf, src.len, real_ns(), src.produced - 1);
+                mdfeed_bench_encode(src.buf, src.len, cli_real_ns(), src.produced - 1);
             rc = mdfeed_pub_send(pub, src.buf, src.len);
             if (rc == MDFEED_EAGAIN)
                 break;
@@ -342,7 +319,7 @@ int main(int argc, char **argv)
         if (!pending)
             break;
         uint64_t next = start + due_at(&src);
-        now = mono_ns();
+        now = cli_mono_ns();
         int wait_ms = 0;
         if (rc == 0 && next > now)
             wait_ms = (int)((next - now) / 1000000u);
@@ -351,13 +328,13 @@ int main(int argc, char **argv)
             (void)epoll_wait(mdfeed_pub_fd(pub), &ev, 1, wait_ms > 100 ? 100 : wait_ms);
         }
     }
-    if (src.error) {
+    if (src.error[0])
         fprintf(stderr, "mdcast-pub: %s: %s after %" PRIu64 " messages\n", o.itch, src.error,
                 src.produced);
-        exit_code = 1;
-    }
+    /* The messages read before a broken part of the file were accepted: deliver them, then
+     * report the file. */
     if (exit_code == 0) {
-        uint64_t now = mono_ns();
+        uint64_t now = cli_mono_ns();
         int left_ms = now < deadline ? (int)((deadline - now) / 1000000u) : 0;
         rc = mdfeed_pub_close(pub, left_ms > 10000 ? 10000 : left_ms);
         if (rc) {
@@ -365,7 +342,9 @@ int main(int argc, char **argv)
             exit_code = exit_for(rc);
         }
     }
-    double elapsed = (double)(mono_ns() - start) / 1e9;
+    if (exit_code == 0 && src.error[0])
+        exit_code = 1;
+    double elapsed = (double)(cli_mono_ns() - start) / 1e9;
     mdfeed_pub_stats_t st;
     mdfeed_pub_stats(pub, &st);
     fprintf(stderr,
@@ -373,13 +352,20 @@ int main(int argc, char **argv)
             "%" PRIu64 " writes, %" PRIu64 " reconnects\n",
             st.messages_sent, bytes, elapsed, elapsed > 0 ? (double)st.messages_sent / elapsed : 0,
             st.writes, st.reconnects);
-    if (o.json)
-        printf("{\"sent\":%" PRIu64 ",\"queued\":%" PRIu64 ",\"bytes\":%" PRIu64
-               ",\"elapsed_s\":%.6f,\"msgs_per_s\":%.1f,\"writes\":%" PRIu64
-               ",\"reconnects\":%" PRIu64 ",\"heartbeats_sent\":%" PRIu64 ",\"ok\":%s}\n",
-               st.messages_sent, sent, bytes, elapsed,
-               elapsed > 0 ? (double)st.messages_sent / elapsed : 0, st.writes, st.reconnects,
-               st.heartbeats_sent, exit_code == 0 ? "true" : "false");
+    if (o.json) {
+        cli_json_t j;
+        cli_json_begin(&j, stdout);
+        cli_json_u64(&j, "sent", st.messages_sent);
+        cli_json_u64(&j, "queued", sent);
+        cli_json_u64(&j, "bytes", bytes);
+        cli_json_num(&j, "elapsed_s", elapsed, 6);
+        cli_json_num(&j, "msgs_per_s", elapsed > 0 ? (double)st.messages_sent / elapsed : 0, 1);
+        cli_json_u64(&j, "writes", st.writes);
+        cli_json_u64(&j, "reconnects", st.reconnects);
+        cli_json_u64(&j, "heartbeats_sent", st.heartbeats_sent);
+        cli_json_bool(&j, "ok", exit_code == 0);
+        cli_json_end(&j);
+    }
     mdfeed_pub_free(pub);
     if (src.gz)
         gzclose(src.gz);

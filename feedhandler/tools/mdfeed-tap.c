@@ -6,19 +6,17 @@
  * Exit codes: 0 done (count reached, end of session, timeout without --count, or a signal);
  * 1 runtime error, or --timeout passed before --count messages arrived; 2 usage;
  * 3 finished but messages were declared lost. */
+#include "cli.h"
 #include "mdfeed/itch.h"
 #include "mdfeed/mdfeed.h"
 
-#include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
-#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
-#include <time.h>
 
 typedef enum { FMT_TEXT, FMT_ITCH, FMT_HEX, FMT_NONE } format_t;
 
@@ -35,28 +33,6 @@ typedef struct {
 } tap_t;
 
 enum { MAX_SAMPLES = 20 * 1000 * 1000 };
-
-static volatile sig_atomic_t interrupted;
-
-static void on_signal(int sig)
-{
-    (void)sig;
-    interrupted = 1;
-}
-
-static uint64_t mono_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-static uint64_t real_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
 static void usage(FILE *f)
 {
@@ -95,7 +71,7 @@ static void record_latency(tap_t *t, const mdfeed_msg_t *m)
     uint64_t sent, counter;
     if (mdfeed_bench_decode(m->data, m->len, &sent, &counter) != 0)
         return;
-    uint64_t rx = m->rx_ns ? m->rx_ns : real_ns();
+    uint64_t rx = m->rx_ns ? m->rx_ns : cli_real_ns();
     if (rx < sent) {
         t->lat_negative++;
         return;
@@ -197,30 +173,6 @@ static uint64_t percentile(const uint64_t *v, size_t n, double p)
     return v[i < n ? i : n - 1];
 }
 
-static bool parse_u64(const char *s, uint64_t *out)
-{
-    char *end;
-    errno = 0;
-    if (!s || !*s || *s == '-')
-        return false;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (errno || *end)
-        return false;
-    *out = v;
-    return true;
-}
-
-static bool parse_seconds(const char *s, double *out)
-{
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (errno || *end || end == s || !(v >= 0) || v > 1e7)
-        return false;
-    *out = v;
-    return true;
-}
-
 typedef struct {
     uint64_t at, msgs, bytes, gaps, recovered, lost;
 } interval_t;
@@ -281,24 +233,24 @@ int main(int argc, char **argv)
             cfg.session = optarg;
             break;
         case 'q':
-            if (!parse_u64(optarg, &cfg.start_seq) || cfg.start_seq == 0)
+            if (!cli_parse_u64(optarg, &cfg.start_seq) || cfg.start_seq == 0)
                 goto bad;
             break;
         case 'G':
-            if (!parse_u64(optarg, &v) || v == 0 || v > 60000)
+            if (!cli_parse_u64(optarg, &v) || v == 0 || v > 60000)
                 goto bad;
             cfg.gap_timeout_ms = (uint32_t)v;
             break;
         case 'c':
-            if (!parse_u64(optarg, &t.count))
+            if (!cli_parse_u64(optarg, &t.count))
                 goto bad;
             break;
         case 't':
-            if (!parse_seconds(optarg, &timeout_s))
+            if (!cli_parse_number(optarg, 1e7, &timeout_s))
                 goto bad;
             break;
         case 's':
-            if (!parse_seconds(optarg, &stats_s) || stats_s < 0.01)
+            if (!cli_parse_number(optarg, 1e7, &stats_s) || stats_s < 0.01)
                 goto bad;
             break;
         case 'f':
@@ -328,14 +280,25 @@ int main(int argc, char **argv)
         }
         continue;
     bad:
-        fprintf(stderr, "mdfeed-tap: invalid value for --%s: '%s'\n", opts[idx].name, optarg);
-        return 2;
+        return cli_bad_value("mdfeed-tap", opts[idx].name, optarg);
     }
     if (optind < argc || !cfg.group_a || !cfg.interface) {
         fprintf(stderr, "mdfeed-tap: %s\n",
                 optind < argc ? "unexpected argument" : "--group and --interface are required");
         usage(stderr);
         return 2;
+    }
+    /* The library would reject a bad address too, but without saying which option held it. */
+    const struct {
+        const char *opt, *value;
+    } addrs[] = {{"group", cfg.group_a}, {"group-b", cfg.group_b}, {"retransmit", cfg.retransmit}};
+    for (size_t i = 0; i < sizeof(addrs) / sizeof(addrs[0]); i++) {
+        uint32_t ip;
+        uint16_t port;
+        if (addrs[i].value && mdfeed_addr_parse(addrs[i].value, &ip, &port) != 0) {
+            fprintf(stderr, "mdfeed-tap: --%s wants A.B.C.D:PORT\n", addrs[i].opt);
+            return cli_bad_value("mdfeed-tap", addrs[i].opt, addrs[i].value);
+        }
     }
     mdfeed_sub_callbacks_t cbs = {.data = &t,
                                   .on_message = on_message,
@@ -353,12 +316,11 @@ int main(int argc, char **argv)
                    ? 2
                    : 1;
     }
-    signal(SIGINT, on_signal);
-    signal(SIGTERM, on_signal);
+    cli_catch_signals();
     fprintf(stderr, "mdfeed-tap: joined %s%s%s on %s\n", cfg.group_a, cfg.group_b ? " + " : "",
             cfg.group_b ? cfg.group_b : "", cfg.interface);
 
-    uint64_t start = mono_ns();
+    uint64_t start = cli_mono_ns();
     uint64_t deadline = timeout_s > 0 ? start + (uint64_t)(timeout_s * 1e9) : UINT64_MAX;
     uint64_t stats_every = (uint64_t)(stats_s * 1e9);
     interval_t iv = {.at = start};
@@ -374,9 +336,9 @@ int main(int argc, char **argv)
             exit_code = 1;
             break;
         }
-        if ((t.count && t.received >= t.count) || interrupted)
+        if ((t.count && t.received >= t.count) || cli_interrupted)
             break;
-        uint64_t now = mono_ns();
+        uint64_t now = cli_mono_ns();
         if (stats_every && now - iv.at >= stats_every) {
             mdfeed_sub_stats(t.sub, &st);
             print_interval(&iv, &st, now, start);
@@ -393,10 +355,10 @@ int main(int argc, char **argv)
         struct epoll_event ev;
         (void)epoll_wait(mdfeed_sub_fd(t.sub), &ev, 1, wait_ms);
     }
-    uint64_t elapsed = mono_ns() - start;
+    uint64_t elapsed = cli_mono_ns() - start;
     mdfeed_sub_stats(t.sub, &st);
     if (stats_every)
-        print_interval(&iv, &st, mono_ns(), start);
+        print_interval(&iv, &st, cli_mono_ns(), start);
     if (timed_out && t.count && t.received < t.count) {
         fprintf(stderr, "mdfeed-tap: timeout: %" PRIu64 " of %" PRIu64 " messages received\n",
                 t.received, t.count);
@@ -425,21 +387,36 @@ int main(int argc, char **argv)
         printf("latency: no timestamped messages received\n");
     }
     if (t.json) {
-        printf("{\"received\":%" PRIu64 ",\"first_seq\":%" PRIu64 ",\"last_seq\":%" PRIu64
-               ",\"packets\":%" PRIu64 ",\"duplicates\":%" PRIu64 ",\"gaps\":%" PRIu64
-               ",\"recovered\":%" PRIu64 ",\"lost\":%" PRIu64 ",\"malformed\":%" PRIu64
-               ",\"wrong_session\":%" PRIu64 ",\"requests_sent\":%" PRIu64
-               ",\"first_arrivals\":{\"a\":%" PRIu64 ",\"b\":%" PRIu64 ",\"retransmit\":%" PRIu64
-               "},\"ended\":%s,\"elapsed_s\":%.6f",
-               t.received, t.first_seq, t.last_seq, st.packets, st.duplicates, st.gaps,
-               st.recovered, st.lost, st.malformed, st.wrong_session, st.requests_sent,
-               st.first_arrivals[0], st.first_arrivals[1], st.first_arrivals[2],
-               t.ended ? "true" : "false", (double)elapsed / 1e9);
-        if (t.latency && t.nlat)
-            printf(",\"latency_ns\":{\"samples\":%zu,\"p50\":%" PRIu64 ",\"p99\":%" PRIu64
-                   ",\"p99_9\":%" PRIu64 ",\"max\":%" PRIu64 "}",
-                   t.nlat, p50, p99, p999, pmax);
-        printf("}\n");
+        cli_json_t j;
+        cli_json_begin(&j, stdout);
+        cli_json_u64(&j, "received", t.received);
+        cli_json_u64(&j, "first_seq", t.first_seq);
+        cli_json_u64(&j, "last_seq", t.last_seq);
+        cli_json_u64(&j, "packets", st.packets);
+        cli_json_u64(&j, "duplicates", st.duplicates);
+        cli_json_u64(&j, "gaps", st.gaps);
+        cli_json_u64(&j, "recovered", st.recovered);
+        cli_json_u64(&j, "lost", st.lost);
+        cli_json_u64(&j, "malformed", st.malformed);
+        cli_json_u64(&j, "wrong_session", st.wrong_session);
+        cli_json_u64(&j, "requests_sent", st.requests_sent);
+        cli_json_object(&j, "first_arrivals");
+        cli_json_u64(&j, "a", st.first_arrivals[MDFEED_LINE_A]);
+        cli_json_u64(&j, "b", st.first_arrivals[MDFEED_LINE_B]);
+        cli_json_u64(&j, "retransmit", st.first_arrivals[MDFEED_LINE_RETRANSMIT]);
+        cli_json_end(&j);
+        cli_json_bool(&j, "ended", t.ended);
+        cli_json_num(&j, "elapsed_s", (double)elapsed / 1e9, 6);
+        if (t.latency && t.nlat) {
+            cli_json_object(&j, "latency_ns");
+            cli_json_u64(&j, "samples", t.nlat);
+            cli_json_u64(&j, "p50", p50);
+            cli_json_u64(&j, "p99", p99);
+            cli_json_u64(&j, "p99_9", p999);
+            cli_json_u64(&j, "max", pmax);
+            cli_json_end(&j);
+        }
+        cli_json_end(&j);
     }
     fflush(stdout);
     free(t.lat);

@@ -14,18 +14,18 @@ here=$(cd "$(dirname "$0")" && pwd)
 . "$here/flow.sh"
 
 build=${1:-}
-if [ -z "$build" ] || [ ! -d "$build" ]; then
+if [ -z "$build" ] || [ ! -d "$build" ] || [ $# -gt 2 ] || { [ $# -eq 2 ] && [ "$2" != --loopback ]; }; then
   echo "usage: demo.sh BUILD_DIR [--loopback]   (build it first: scripts/build.sh BUILD_DIR)" >&2
   exit 2
 fi
 mode=netns
 [ "${2:-}" = --loopback ] && mode=loopback
 [ "$(id -u)" -eq 0 ] || mode=loopback
-ITCH_N=${DEMO_ITCH_MESSAGES:-100000}
-ITCH_RATE=${DEMO_ITCH_RATE:-25000}
-TS_N=${DEMO_TS_MESSAGES:-20000}
-TS_RATE=${DEMO_TS_RATE:-10000}
-LOSS=${DEMO_LOSS:-5%}
+ITCH_N=$(flow_env_int DEMO_ITCH_MESSAGES 100000 10000000)
+ITCH_RATE=$(flow_env_int DEMO_ITCH_RATE 25000 10000000)
+TS_N=$(flow_env_int DEMO_TS_MESSAGES 20000 10000000)
+TS_RATE=$(flow_env_int DEMO_TS_RATE 10000 10000000)
+LOSS=$(flow_env_percent DEMO_LOSS 5%)
 TOTAL=$((ITCH_N + TS_N))
 
 SHOW_PIDS=()

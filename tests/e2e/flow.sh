@@ -28,7 +28,29 @@ TB="$FLOW_SRC/tests/testbed/testbed.sh"
 FLOW_SESSION=MDCAST0001
 FLOW_USER=pub1
 FLOW_PASSWORD=secret1
-FLOW_LIMIT_S=${FLOW_LIMIT_S:-60} # upper bound of any one program's life
+# flow_env_int NAME DEFAULT MAX: prints $NAME (a whole number 1..MAX), or DEFAULT when unset;
+# anything else ends the script with exit 2 naming the variable. Use as x=$(flow_env_int ...)
+# under `set -e`.
+flow_env_int() {
+  local v=${!1:-$2}
+  [[ $v =~ ^[1-9][0-9]{0,9}$ && $v -le $3 ]] || {
+    echo "e2e: $1='$v' is not a whole number in 1..$3" >&2
+    exit 2
+  }
+  echo "$v"
+}
+
+# flow_env_percent NAME DEFAULT: prints $NAME (like 5% or 0.5%, at most 100%), or DEFAULT.
+flow_env_percent() {
+  local v=${!1:-$2}
+  if ! [[ $v =~ ^[0-9]{1,3}(\.[0-9]+)?%$ ]] || [ "${v%%[.%]*}" -gt 100 ]; then
+    echo "e2e: $1='$v' is not a percentage (like 5%)" >&2
+    exit 2
+  fi
+  echo "$v"
+}
+
+FLOW_LIMIT_S=$(flow_env_int FLOW_LIMIT_S 60 3600) # upper bound of any one program's life
 
 FLOW_PIDS=()
 declare -gA FLOW_TAP_PID=() # pid of the tap in each consumer pod

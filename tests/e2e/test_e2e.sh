@@ -12,8 +12,18 @@ need_cmd bridge "apt-get install iproute2"
 need_cmd nft "apt-get install nftables"
 . "$MDCAST_SOURCE_DIR/tests/e2e/flow.sh"
 
-N=${E2E_MESSAGES:-20000}
-LOSS=${E2E_LOSS:-20%}
+N=$(flow_env_int E2E_MESSAGES 20000 10000000)
+LOSS=$(flow_env_percent E2E_LOSS 20%)
+
+echo "-- 0. bad settings of the demo: a usage error before anything is built"
+demo_rc() { local rc=0; "$MDCAST_SOURCE_DIR/tests/e2e/demo.sh" "$@" 2>"$W0/err" >/dev/null || rc=$?; echo $rc; }
+W0=$(mktemp -d)
+[ "$(DEMO_ITCH_MESSAGES=abc demo_rc "$MDCAST_BUILD_DIR")" = 2 ] || fail "DEMO_ITCH_MESSAGES=abc accepted"
+grep -q "DEMO_ITCH_MESSAGES='abc'" "$W0/err" || fail "bad DEMO_ITCH_MESSAGES not named: $(cat "$W0/err")"
+[ "$(DEMO_LOSS=150% demo_rc "$MDCAST_BUILD_DIR")" = 2 ] || fail "DEMO_LOSS=150% accepted"
+[ "$(FLOW_LIMIT_S=-1 demo_rc "$MDCAST_BUILD_DIR")" = 2 ] || fail "FLOW_LIMIT_S=-1 accepted"
+[ "$(demo_rc "$MDCAST_BUILD_DIR" --bogus)" = 2 ] || fail "demo.sh accepted --bogus"
+rm -rf "$W0"
 
 on_exit() {
   local rc=$?

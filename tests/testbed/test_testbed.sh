@@ -22,6 +22,23 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
+echo "-- bad arguments: a clear error, nothing built"
+bad_args() { # bad_args ARGS...: must fail with a "testbed: error:" line
+  if "$TB" "$@" 2>"$TB_STATE_ROOT/arg.err"; then fail "testbed.sh $* succeeded"; fi
+  grep -q '^testbed: error: ' "$TB_STATE_ROOT/arg.err" || fail "testbed.sh $*: $(cat "$TB_STATE_ROOT/arg.err")"
+}
+bad_args up --nodes
+bad_args up --nodes 0
+bad_args up --nodes x
+bad_args up --vms 9
+bad_args up --tag
+bad_args status --tag
+bad_args up --tag "bad tag"
+TB_IMDS_PORT=x bad_args status
+TB_IMDS_PORT=70000 bad_args status
+grep -q "TB_IMDS_PORT '70000'" "$TB_STATE_ROOT/arg.err" || fail "a bad TB_IMDS_PORT is not named"
+[ -z "$(ip netns list | grep "^$TB_TAG-" || true)" ] || fail "bad arguments left namespaces"
+
 "$TB" up --nodes 2 --vms 3 >/dev/null
 [ "$(ip netns list | grep -c "^$TB_TAG-")" -eq 7 ] || fail "expected 7 namespaces (tgw vpc 2 nodes 3 VMs)"
 # Nothing of the testbed may appear in the root namespace.

@@ -48,6 +48,10 @@ have_ns() { [ -e "/var/run/netns/$(ns "$1")" ]; }
 node_mac() { printf '02:00:c6:12:01:%02x' "$1"; }
 node_index() { [[ $1 =~ ^node([0-9]+)$ ]] || die "'$1' is not a node name (node1, node2, ...)"; echo "${BASH_REMATCH[1]}"; }
 
+# opt_value OPTION ARGS...: dies unless OPTION is followed by a non-empty value (under
+# `set -u` a missing one would end the script with a shell error naming no option).
+opt_value() { if [ $# -lt 2 ] || [ -z "$2" ]; then die "$1 needs a value"; fi; }
+
 check_tag() {
   [ -n "${TB_TAG:-}" ] || die "no tag: pass --tag T or set TB_TAG"
   [[ $TB_TAG =~ ^[a-z][a-z0-9]{1,15}$ ]] || die "bad tag '$TB_TAG' (a-z0-9, 2-16 chars)"
@@ -156,9 +160,9 @@ cmd_up() {
   local nodes=3 vms=2
   while [ $# -gt 0 ]; do
     case $1 in
-      --tag) TB_TAG=$2; shift 2 ;;
-      --nodes) nodes=$2; shift 2 ;;
-      --vms) vms=$2; shift 2 ;;
+      --tag) opt_value "$@"; TB_TAG=$2; shift 2 ;;
+      --nodes) opt_value "$@"; nodes=$2; shift 2 ;;
+      --vms) opt_value "$@"; vms=$2; shift 2 ;;
       *) die "up: unknown argument '$1'" ;;
     esac
   done
@@ -523,8 +527,14 @@ main() {
   local cmd=${1:-}; shift || true
   local rest=()
   while [ $# -gt 0 ]; do
-    if [ "$1" = --tag ] && [ "$cmd" != up ]; then TB_TAG=$2; shift 2; else rest+=("$1"); shift; fi
+    if [ "$1" = --tag ] && [ "$cmd" != up ]; then
+      opt_value "$@"; TB_TAG=$2; shift 2
+    else
+      rest+=("$1"); shift
+    fi
   done
+  [[ $TB_IMDS_PORT =~ ^[1-9][0-9]{0,4}$ && $TB_IMDS_PORT -le 65535 ]] ||
+    die "TB_IMDS_PORT '$TB_IMDS_PORT' is not a port (1..65535)"
   set -- "${rest[@]+"${rest[@]}"}"
   case $cmd in
     up) cmd_up "$@" ;;

@@ -60,8 +60,9 @@ int main(void)
     ASSERT_STR_EQ(mdfeed_strerror(-10098), "unknown error");
     ASSERT_STR_EQ(mdfeed_err_name(-10098), "UNKNOWN");
     ASSERT_STR_EQ(mdfeed_strerror(12345), "unknown error");
-    ASSERT(mdfeed_strerror(-4000) != NULL);
-    ASSERT(mdfeed_err_name(-4000) != NULL);
+    /* An errno value the C library does not know: a constant text, not a formatted one. */
+    ASSERT_STR_EQ(mdfeed_strerror(-4000), "unknown error");
+    ASSERT_STR_EQ(mdfeed_err_name(-4000), "EUNKNOWN");
     ASSERT_STR_EQ(mdfeed_strerror(-2147483647 - 1), "unknown error");
 
     ASSERT_EQ(mdfeed_version(), MDFEED_VERSION_HEX);

@@ -759,6 +759,38 @@ static void test_hold_bound(void)
 }
 
 /* The namespace's lo has force_igmp_version 0, so the subscriber warns; bad configs fail. */
+static void test_addr_parse(void)
+{
+    uint32_t a = 0;
+    uint16_t port = 0;
+    ASSERT_EQ(mdfeed_addr_parse("239.1.2.3:5000", &a, &port), 0);
+    ASSERT_UEQ(a, 0xef010203u);
+    ASSERT_UEQ(port, 5000);
+    ASSERT_EQ(mdfeed_addr_parse("127.0.0.1:65535", &a, &port), 0);
+    ASSERT_UEQ(port, 65535);
+    static const char *const bad[] = {NULL,
+                                      "",
+                                      "239.1.2.3",
+                                      "239.1.2.3:",
+                                      ":5000",
+                                      "239.1.2.3:0",
+                                      "239.1.2.3:65536",
+                                      "239.1.2.3:-1",
+                                      "239.1.2.3:+5",
+                                      "239.1.2.3: 5",
+                                      "239.1.2.3:5x",
+                                      "239.1.2:5",
+                                      "host.example:5",
+                                      "239.1.2.3:99999999999999999999"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        a = 7;
+        port = 7;
+        ASSERT_EQ(mdfeed_addr_parse(bad[i], &a, &port), MDFEED_EBAD_ADDRESS);
+        ASSERT_UEQ(a, 7); /* untouched on failure */
+        ASSERT_UEQ(port, 7);
+    }
+}
+
 static void test_warning_and_config_errors(void)
 {
     fixture_t f;
@@ -811,6 +843,7 @@ int main(void)
     test_start_from_sequence();
     test_hold_bound();
     test_warning_and_config_errors();
+    test_addr_parse();
     printf("test_subscriber: all passed\n");
     return 0;
 }

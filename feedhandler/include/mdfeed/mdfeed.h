@@ -81,7 +81,8 @@ typedef enum {
  * errno). Never NULL; unknown codes give "unknown error". Thread-safe. */
 MDFEED_EXTERN const char *mdfeed_strerror(int err);
 
-/* Returns the symbolic name of `err` ("MDFEED_EMOLD_SHORT_HEADER", "EINVAL", ...). */
+/* Returns the static symbolic name of `err` ("MDFEED_EMOLD_SHORT_HEADER", "EINVAL", "OK"
+ * for 0; "EUNKNOWN" / "UNKNOWN" for codes it does not know). Never NULL; thread-safe. */
 MDFEED_EXTERN const char *mdfeed_err_name(int err);
 
 /* Returns MDFEED_VERSION_HEX of the library actually linked. */

@@ -22,21 +22,8 @@ SEND=$B/tests/mold-send
 ITCHGEN=$B/tests/tools/itchgen
 for x in "$TAP" "$PUB" "$SINK" "$SEND"; do [ -x "$x" ] || fail "missing $x (build first)"; done
 
-tag=$(test_tag)
-ns=fd$tag
-work=$(mktemp -d)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  ip netns del "$ns" 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-ip netns add "$ns"
-ip -n "$ns" link set lo up
-# Background processes are started with `ip netns exec` directly (not through this function)
-# so that $! is the process itself and cleanup can kill it.
-inns() { ip netns exec "$ns" "$@"; }
+source "$MDCAST_SOURCE_DIR/tests/integration/feed/netns.sh"
+feed_netns fd
 
 # Exit code of a command, without tripping `set -e`.
 rc_of() { local rc=0; "$@" >"$work/out" 2>"$work/err" || rc=$?; echo "$rc"; }
@@ -87,6 +74,36 @@ while p<len(d): p+=2+int.from_bytes(d[p:p+2],"big"); n+=1
 print(n)' "$work/day.itch")
 [ "$nmsg" -eq 3000 ] || fail "ITCH file has $nmsg messages"
 
+echo "== bad values and broken files: a clear error and exit code, nothing sent"
+expect_rc 2 "$PUB" --connect 127.0.0.1:1 --count -1
+expect_rc 2 "$PUB" --connect 127.0.0.1:1 --count " -1" # strtoull would wrap it to 2^64-1
+grep -q "invalid value for --count: ' -1'" "$work/err" || fail "--count ' -1' not named"
+expect_rc 2 "$PUB" --connect 127.0.0.1:1 --size 0
+expect_rc 2 "$PUB" --connect 127.0.0.1:1 --size 65535
+expect_rc 2 "$PUB" --connect 127.0.0.1:1 --rate nan
+expect_rc 2 "$PUB" --connect 127.0.0.1 --count 1
+expect_rc 2 "$TAP" --group 239.1.1.1 --interface lo
+grep -q "invalid value for --group: '239.1.1.1'" "$work/err" || fail "--group without a port"
+expect_rc 2 "$TAP" --group 239.1.1.1:5000 --group-b 239.1.1.2 --interface lo
+grep -q "invalid value for --group-b" "$work/err" || fail "bad --group-b blamed on: $(cat "$work/err")"
+expect_rc 2 "$TAP" --group 239.1.1.1:5000 --retransmit "127.0.0.1: 9" --interface lo
+grep -q "invalid value for --retransmit" "$work/err" || fail "bad --retransmit not named"
+expect_rc 2 "$TAP" --group 239.1.1.1:5000 --interface lo --count " -1"
+expect_rc 2 "$TAP" --group 239.1.1.1:5000 --interface lo --timeout inf
+# Port 9 has no listener: a file broken at its start must fail on the file, before a login.
+head -c 20 "$work/day.itch.gz" >"$work/garbage.gz"
+head -c 3000 /dev/urandom >>"$work/garbage.gz"
+expect_rc 1 inns "$PUB" --connect 127.0.0.1:9 --itch "$work/garbage.gz" --timeout 5
+grep -q 'not valid gzip data' "$work/err" || fail "corrupt gzip not explained: $(cat "$work/err")"
+grep -q 'login' "$work/err" && fail "corrupt gzip: tried to log in first"
+printf '\000\100abc' >"$work/short.itch" # announces 64 bytes, holds 3
+expect_rc 1 inns "$PUB" --connect 127.0.0.1:9 --itch "$work/short.itch" --timeout 5
+grep -q 'truncated message (3 of 64 bytes) at message 1' "$work/err" \
+  || fail "truncated ITCH not explained: $(cat "$work/err")"
+printf '\000\000' >"$work/zero.itch"
+expect_rc 1 inns "$PUB" --connect 127.0.0.1:9 --itch "$work/zero.itch" --timeout 5
+grep -q 'zero-length message' "$work/err" || fail "zero-length ITCH message not explained"
+
 start_sink() { # start_sink OUTFILE [args...] -> sets sink_port, appends the pid
   local out=$1; shift
   rm -f "$work/sink.log" # a stale "listening on" line would name the previous sink's port
@@ -117,6 +134,31 @@ done
 # --rate 20000 over 3000 messages takes at least 0.14 s: pacing is real.
 el=$(json_field "$js" elapsed_s)
 python3 -c "import sys; sys.exit(0 if float('$el') >= 0.14 else 1)" || fail "--rate not honoured ($el s)"
+
+# A file cut inside a message: the whole messages before the cut are delivered (flushed,
+# logged out), then exit 1 naming the cut.
+head -c 1001 "$work/day.itch" >"$work/cut.itch"
+gzip -c "$work/day.itch" | head -c 4000 >"$work/cut.itch.gz" # a gzip stream cut short
+for src in cut.itch cut.itch.gz; do
+  start_sink "$work/cut.bin"
+  expect_rc 1 inns "$PUB" --connect "127.0.0.1:$sink_port" --itch "$work/$src" --json --timeout 10
+  wait "$sink_pid" || fail "$src: the sink saw no logout"
+  grep -q 'truncated .* after [0-9]* messages' "$work/err" || fail "$src: $(cat "$work/err")"
+  js=$(tail -n1 "$work/out")
+  [ "$(json_field "$js" ok)" = False ] || fail "$src: --json ok is not false"
+  python3 -c '
+import sys
+got=open(sys.argv[1],"rb").read(); day=open(sys.argv[2],"rb").read()
+p=n=0
+while p+2<=len(got): p+=2+int.from_bytes(got[p:p+2],"big"); n+=1
+assert p==len(got) and n==int(sys.argv[3]) and n>0, (p,len(got),n,sys.argv[3])
+assert day.startswith(got)
+if sys.argv[4]=="cut.itch": # 1001 bytes hold exactly the messages that end by then
+    q=m=0
+    while q+2<=1001 and q+2+int.from_bytes(day[q:q+2],"big")<=1001: q+=2+int.from_bytes(day[q:q+2],"big"); m+=1
+    assert n==m, (n,m)' "$work/cut.bin" "$work/day.itch" "$(json_field "$js" sent)" "$src" \
+    || fail "$src: the sink did not get exactly the whole messages before the cut"
+done
 
 if [ -x "$ITCHGEN" ]; then
   echo "== mdcast-pub --speed: paced by the file's own timestamps"

@@ -37,7 +37,14 @@ PKG_CONFIG_PATH="$pc" make -s -C "$work/ex" CC="$cc" CFLAGS="$cflags" \
 linked=$(LD_LIBRARY_PATH="$work/prefix/$libdir" ldd "$work/ex/consumer")
 grep -q "$work/prefix/$libdir/libmdfeed.so" <<<"$linked" \
   || fail "the example is not linked to the installed libmdfeed: $linked"
-LD_LIBRARY_PATH="$work/prefix/$libdir" "$work/ex/consumer" >/dev/null 2>&1 && fail "usage error not reported"
+# Usage errors exit 2 (not just "not 0": a crash is not 0 either).
+for args in "" "239.9.9.9:19009 lo abc" "239.9.9.9:19009 lo -1" "239.9.9.9:19009 lo 0"; do
+  rc=0
+  # shellcheck disable=SC2086 # the words of $args are the arguments
+  LD_LIBRARY_PATH="$work/prefix/$libdir" "$work/ex/consumer" $args >/dev/null 2>"$work/err" || rc=$?
+  [ "$rc" = 2 ] || fail "consumer $args: exit $rc, want 2 (usage): $(cat "$work/err")"
+  grep -q '^usage: ' "$work/err" || fail "consumer $args: no usage line"
+done
 
 need_root
 ns=fe$(test_tag)

@@ -17,18 +17,8 @@ ITCHGEN=$B/tests/tools/itchgen
 [ -x "$GW" ] || skip "mdcast-gateway is not built in $B"
 for x in "$TAP" "$PUB" "$ITCHGEN"; do [ -x "$x" ] || fail "missing $x"; done
 
-tag=$(test_tag)
-ns=fg$tag
-work=$(mktemp -d)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  ip netns del "$ns" 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-ip netns add "$ns"
-ip -n "$ns" link set lo up
+source "$MDCAST_SOURCE_DIR/tests/integration/feed/netns.sh"
+feed_netns fg
 ip -n "$ns" link add va type veth peer name vb
 ip -n "$ns" addr add 198.18.0.1/24 dev va
 ip -n "$ns" link set va up
