@@ -241,6 +241,29 @@ static int parse_ingress(ctx_t *c, const cJSON *root, gw_config_t *cfg)
     return parse_users(c, in, cfg);
 }
 
+/* Zero-copy send (io_uring only) and registered buffers: egress_uring.c explains the cost. */
+static int parse_zerocopy(ctx_t *c, const cJSON *eg, gw_config_t *cfg)
+{
+    bool bad = false;
+    double thr;
+    if (get_int(c, eg, "egress", "zerocopy_threshold", 64, MDFEED_MOLD_MAX_DATAGRAM, 4096, &thr) ||
+        get_bool(c, eg, "egress", "registered_buffers", true, &cfg->registered_buffers))
+        return -1;
+    cfg->zerocopy_threshold = (uint32_t)thr;
+    const char *zc = get_str(c, eg, "egress", "zerocopy", false, &bad);
+    if (bad)
+        return -1;
+    if (!zc || strcmp(zc, "auto") == 0)
+        cfg->zerocopy = GW_ZC_AUTO;
+    else if (strcmp(zc, "on") == 0)
+        cfg->zerocopy = GW_ZC_ON;
+    else if (strcmp(zc, "off") == 0)
+        cfg->zerocopy = GW_ZC_OFF;
+    else
+        return fail(c, "egress.zerocopy", "must be \"off\", \"on\" or \"auto\", got \"%s\"", zc);
+    return 0;
+}
+
 static int parse_egress(ctx_t *c, const cJSON *root, gw_config_t *cfg)
 {
     const cJSON *eg = cJSON_GetObjectItemCaseSensitive(root, "egress");
@@ -254,6 +277,9 @@ static int parse_egress(ctx_t *c, const cJSON *root, gw_config_t *cfg)
                                        "heartbeat_ms",
                                        "end_of_session_repeats",
                                        "socket_buffer_bytes",
+                                       "zerocopy",
+                                       "zerocopy_threshold",
+                                       "registered_buffers",
                                        NULL};
     if (check_keys(c, eg, "egress", keys))
         return -1;
@@ -295,7 +321,7 @@ static int parse_egress(ctx_t *c, const cJSON *root, gw_config_t *cfg)
     else
         return fail(c, "egress.io", "must be \"auto\", \"io_uring\" or \"sendmmsg\", got \"%s\"",
                     io);
-    return 0;
+    return parse_zerocopy(c, eg, cfg);
 }
 
 static int parse_line(ctx_t *c, const char *k, const cJSON *v, struct sockaddr_in *out)

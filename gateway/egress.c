@@ -208,11 +208,13 @@ static uint64_t probe_round(gw_egress_t *pe, uint32_t len, int rx)
     return n ? dt / n : UINT64_MAX;
 }
 
-/* Returns 0 (io_uring), 1 (sendmmsg), or -errno when io_uring cannot be set up at all. */
-static int probe_backends(gw_egress_t *eg, uint32_t len)
+/* Measures two egress variants (backend and zero-copy threshold) against each other on the
+ * probe socket, interleaved; fills ns[] with the median time per datagram. Returns 0, or
+ * -errno when a variant cannot be set up. */
+static int probe_variants(gw_egress_t *eg, uint32_t len, const gw_egress_ops_t *const ops[2],
+                          const uint32_t zc_min_len[2], double ns[2])
 {
     gw_egress_t pe[2];
-    const gw_egress_ops_t *ops[2] = {&gw_egress_uring_ops, &gw_egress_mmsg_ops};
     int tx = -1, rx = -1, rc = probe_sockets(&tx, &rx);
     bool up[2] = {false, false};
     for (int b = 0; b < 2 && rc == 0; b++) {
@@ -223,15 +225,17 @@ static int probe_backends(gw_egress_t *eg, uint32_t len)
         pe[b].nfds = 1;
         pe[b].probing = true;
         pe[b].ops = ops[b];
+        pe[b].zc_min_len = zc_min_len[b];
+        pe[b].want_fixed_bufs = eg->want_fixed_bufs;
         rc = ops[b]->init(&pe[b]);
         up[b] = rc == 0;
     }
     uint64_t t[2][PROBE_ROUNDS];
     for (int r = 0; rc == 0 && r <= PROBE_ROUNDS; r++)
         for (int b = 0; b < 2; b++) {
-            uint64_t ns = probe_round(&pe[b], len, rx);
+            uint64_t v = probe_round(&pe[b], len, rx);
             if (r > 0) /* round 0 warms both paths up */
-                t[b][r - 1] = ns;
+                t[b][r - 1] = v;
         }
     for (int b = 0; b < 2; b++)
         if (up[b])
@@ -244,14 +248,46 @@ static int probe_backends(gw_egress_t *eg, uint32_t len)
         return rc;
     for (int b = 0; b < 2; b++) {
         qsort(t[b], PROBE_ROUNDS, sizeof(t[b][0]), cmp_u64);
-        eg->probe_ns[b] = (double)t[b][PROBE_ROUNDS / 2];
+        ns[b] = (double)t[b][PROBE_ROUNDS / 2];
     }
+    return 0;
+}
+
+/* Returns 0 (io_uring), 1 (sendmmsg), or -errno when io_uring cannot be set up at all. */
+static int probe_backends(gw_egress_t *eg, uint32_t len)
+{
+    const gw_egress_ops_t *const ops[2] = {&gw_egress_uring_ops, &gw_egress_mmsg_ops};
+    const uint32_t zc[2] = {eg->zc_min_len, UINT32_MAX};
+    int rc = probe_variants(eg, len, ops, zc, eg->probe_ns);
+    if (rc != 0)
+        return rc;
     int pick = eg->probe_ns[1] < eg->probe_ns[0] * (1.0 - PROBE_MARGIN) ? 1 : 0;
     gw_log(GW_LOG_INFO,
            "io=auto probe: io_uring %.0f ns/datagram, sendmmsg %.0f ns/datagram (median of %d "
            "batches of %d x %u bytes): using %s",
            eg->probe_ns[0], eg->probe_ns[1], PROBE_ROUNDS, PROBE_BATCH, len, ops[pick]->name);
     return pick;
+}
+
+/* zerocopy=auto: zero copy is used only if it measured faster than a plain send for
+ * budget-sized datagrams, by more than the probe's spread. On loopback and veth the kernel
+ * copies zero-copy pages anyway when the packet is received (skb_orphan_frags_rx), so there
+ * it only adds the pinning and the notification: docs/GATEWAY.md has the figures. */
+static void probe_zerocopy(gw_egress_t *eg, uint32_t len, uint32_t threshold)
+{
+    const gw_egress_ops_t *const ops[2] = {&gw_egress_uring_ops, &gw_egress_uring_ops};
+    const uint32_t zc[2] = {UINT32_MAX, 0};
+    eg->zc_min_len = UINT32_MAX;
+    if (len < threshold || probe_variants(eg, len, ops, zc, eg->probe_zc_ns) != 0)
+        return;
+    bool faster = eg->probe_zc_ns[1] < eg->probe_zc_ns[0] * (1.0 - PROBE_MARGIN);
+    if (faster)
+        eg->zc_min_len = threshold;
+    gw_log(GW_LOG_INFO,
+           "zerocopy=auto probe: send %.0f ns/datagram, send_zc%s %.0f ns/datagram (median of %d "
+           "batches of %d x %u bytes): zero copy %s",
+           eg->probe_zc_ns[0], eg->want_fixed_bufs ? " (registered buffers)" : "",
+           eg->probe_zc_ns[1], PROBE_ROUNDS, PROBE_BATCH, len, faster ? "on" : "off");
 }
 
 /* Chooses the backend (`io` forces one; `auto` probes). Any failure to set io_uring up falls
@@ -292,12 +328,20 @@ int gw_egress_init(gw_egress_t *eg, uv_loop_t *loop, const gw_config_t *cfg, gw_
     eg->data = data;
     if (open_sockets(eg, cfg) != 0)
         goto fail;
+    eg->want_fixed_bufs = cfg->registered_buffers;
+    eg->zc_min_len = cfg->zerocopy == GW_ZC_ON ? cfg->zerocopy_threshold : UINT32_MAX;
+    if (cfg->zerocopy == GW_ZC_AUTO && cfg->io != GW_IO_MMSG)
+        probe_zerocopy(eg, cfg->payload_budget, cfg->zerocopy_threshold);
     if (choose_backend(eg, cfg->io, cfg->payload_budget) != 0) {
         gw_log(GW_LOG_ERROR, "egress backend %s failed to start", eg->ops->name);
         goto fail;
     }
-    gw_log(GW_LOG_INFO, "egress backend %s (io=%s), %u sockets", eg->ops->name, gw_io_name(cfg->io),
-           eg->nfds);
+    if (eg->ops != &gw_egress_uring_ops)
+        eg->zc_min_len = UINT32_MAX;
+    gw_log(GW_LOG_INFO,
+           "egress backend %s (io=%s), %u sockets, zero copy %s, registered buffers %s",
+           eg->ops->name, gw_io_name(cfg->io), eg->nfds,
+           eg->zc_min_len == UINT32_MAX ? "off" : "on", eg->fixed_bufs ? "yes" : "no");
     return 0;
 fail:
     eg->ops = NULL;

@@ -20,9 +20,16 @@
  * still pending; otherwise it waits, in order, in the socket's backlog until POLLOUT (libuv)
  * or the pending completion (eventfd). Deferred sends are counted in congestion_waits.
  *
- * Registered buffers are not used: IORING_OP_SEND takes no fixed buffer in liburing 2.3 /
- * the kernels we target; only IORING_OP_SEND_ZC does, and zero-copy for datagrams of at most
- * 1400 bytes costs page pinning and a second notification CQE per send. */
+ * Zero copy (egress.zerocopy, packets of at least eg->zc_min_len bytes): IORING_OP_SEND_ZC,
+ * on the packet pool registered as one fixed buffer (egress.registered_buffers) so the pages
+ * are pinned once at start instead of per send. IORING_OP_SEND takes no fixed buffer, so the
+ * pool is registered only when zero copy may be used. A SEND_ZC completes twice: first the
+ * result (flag IORING_CQE_F_MORE announces a notification), then the notification
+ * (IORING_CQE_F_NOTIF, same user_data) once the kernel no longer reads the buffer — after a
+ * qdisc or the NIC let go of it. The result is accounted as the send's completion (metrics,
+ * flow control, retries), but the packet buffer is handed back only with the notification:
+ * until then the slot keeps an extra packet reference. IORING_SEND_ZC_REPORT_USAGE makes the
+ * notification say whether the kernel copied after all (counted in zc_copied). */
 #include "gateway.h"
 
 #include <errno.h>
@@ -38,11 +45,19 @@
 #include <unistd.h>
 
 #define URING_ENTRIES 256
-#define URING_SLOTS   512 /* the CQ size: in-flight sends never overflow the CQ */
+#define URING_SLOTS   512 /* in-flight sends; the CQ holds two CQEs for each (zero copy) */
 /* Kernel memory charged per datagram beyond its payload (sk_buff, shared info, headroom and
  * slab rounding): an upper estimate, so the room check errs on the side of waiting. */
 #define SKB_OVERHEAD 1024
 #define BACKLOG_CAP  4096 /* per socket; more sends than the pool holds packets x lines */
+#define ZC_PAGE      4096u
+/* Kernel 6.2+ UAPI, missing from liburing 2.3's copy of io_uring.h. */
+#ifndef IORING_SEND_ZC_REPORT_USAGE
+#define IORING_SEND_ZC_REPORT_USAGE (1U << 3)
+#endif
+#ifndef IORING_NOTIF_USAGE_ZC_COPIED
+#define IORING_NOTIF_USAGE_ZC_COPIED (1U << 31)
+#endif
 
 typedef struct uring uring_t;
 
@@ -63,6 +78,7 @@ typedef struct {
 } sock_fc_t;
 
 struct uring {
+    gw_egress_t *eg;
     struct io_uring ring;
     bool ring_ok;
     int efd;
@@ -73,6 +89,11 @@ struct uring {
     uint32_t free_slots[URING_SLOTS];
     unsigned nfree;
     uint32_t retry[URING_SLOTS]; /* slots to resubmit after a reap */
+    /* Zero-copy notifications still due for the slot: +1 per result CQE flagged F_MORE, -1
+     * per notification. Signed, so the count is right whichever of the two is reaped first. */
+    int16_t notifs[URING_SLOTS];
+    bool done[URING_SLOTS]; /* the slot's send has its final result */
+    bool zc_early_release;  /* MDCAST_TEST_ZC_EARLY_RELEASE=1: a deliberate bug (tests) */
     unsigned nretry;
     unsigned gen;         /* bumped at every flush */
     unsigned backlogged;  /* sends waiting in socket backlogs */
@@ -104,7 +125,7 @@ static int setup_ring(uring_t *u)
         memset(&p, 0, sizeof(p));
         p.flags = flag_sets[i];
         p.flags |= IORING_SETUP_CQSIZE;
-        p.cq_entries = URING_SLOTS;
+        p.cq_entries = 2 * URING_SLOTS; /* a zero-copy send posts two CQEs */
         rc = io_uring_queue_init_params(URING_ENTRIES, &u->ring, &p);
         if (rc == 0) {
             u->defer = (flag_sets[i] & IORING_SETUP_DEFER_TASKRUN) != 0;
@@ -126,6 +147,41 @@ static int check_opcodes(uring_t *u)
     bool ok = io_uring_opcode_supported(probe, IORING_OP_SEND);
     io_uring_free_probe(probe);
     return ok ? 0 : -EOPNOTSUPP;
+}
+
+/* Zero copy needs IORING_OP_SEND_ZC (6.0+); without it every packet goes as a plain send.
+ * The pool is registered only for zero copy: a failed registration (RLIMIT_MEMLOCK) leaves
+ * SEND_ZC pinning the pages per send. */
+static void setup_zerocopy(gw_egress_t *eg, uring_t *u)
+{
+    eg->fixed_bufs = false;
+    if (eg->zc_min_len == UINT32_MAX)
+        return;
+    struct io_uring_probe *probe = io_uring_get_probe_ring(&u->ring);
+    bool ok = probe && io_uring_opcode_supported(probe, IORING_OP_SEND_ZC);
+    if (probe)
+        io_uring_free_probe(probe);
+    if (!ok) {
+        gw_log(GW_LOG_WARN, "io_uring: IORING_OP_SEND_ZC not supported; zero copy off");
+        eg->zc_min_len = UINT32_MAX;
+        return;
+    }
+    if (eg->want_fixed_bufs) {
+        struct iovec iov = {.iov_base = eg->pool->mem, .iov_len = eg->pool->stride * eg->pool->n};
+        int rc = io_uring_register_buffers(&u->ring, &iov, 1);
+        if (rc == 0)
+            eg->fixed_bufs = true;
+        else
+            gw_log(GW_LOG_WARN,
+                   "io_uring: registering %zu bytes of packet buffers: %s; zero "
+                   "copy pins pages per send",
+                   iov.iov_len, strerror(-rc));
+    }
+    const char *early = getenv("MDCAST_TEST_ZC_EARLY_RELEASE");
+    u->zc_early_release = early && strcmp(early, "1") == 0;
+    if (u->zc_early_release)
+        gw_log(GW_LOG_WARN, "io_uring: TEST ONLY: zero-copy buffers released before the "
+                            "notification (MDCAST_TEST_ZC_EARLY_RELEASE)");
 }
 
 static void free_state(uring_t *u)
@@ -186,6 +242,7 @@ static int uring_init(gw_egress_t *eg)
     if (!u)
         return -ENOMEM;
     u->efd = -1;
+    u->eg = eg;
     eg->backend = u;
     int rc = setup_ring(u);
     if (rc)
@@ -195,6 +252,7 @@ static int uring_init(gw_egress_t *eg)
         goto fail;
     if ((rc = io_uring_register_files(&u->ring, eg->fds, eg->nfds)) != 0)
         goto fail;
+    setup_zerocopy(eg, u);
     u->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (u->efd < 0) {
         rc = -errno;
@@ -239,9 +297,42 @@ static void prep_slot(uring_t *u, uint32_t s)
 {
     struct io_uring_sqe *sqe = io_uring_get_sqe(&u->ring);
     const gw_send_t *snd = &u->slots[s];
-    io_uring_prep_send(sqe, snd->sock, snd->pkt->buf, snd->pkt->len, 0);
+    gw_egress_t *eg = u->eg;
+    if (snd->pkt->len < eg->zc_min_len) {
+        io_uring_prep_send(sqe, snd->sock, snd->pkt->buf, snd->pkt->len, 0);
+    } else if (eg->fixed_bufs) {
+        io_uring_prep_send_zc_fixed(sqe, snd->sock, snd->pkt->buf, snd->pkt->len, 0,
+                                    IORING_SEND_ZC_REPORT_USAGE, 0);
+        eg->zc_sends++;
+    } else {
+        io_uring_prep_send_zc(sqe, snd->sock, snd->pkt->buf, snd->pkt->len, 0,
+                              IORING_SEND_ZC_REPORT_USAGE);
+        eg->zc_sends++;
+    }
     sqe->flags |= IOSQE_FIXED_FILE;
     io_uring_sqe_set_data64(sqe, s);
+}
+
+/* The slot's send is over and the kernel holds none of its buffer: hand both back. */
+static void release_slot(gw_egress_t *eg, uring_t *u, uint32_t s)
+{
+    gw_packet_t *pkt = u->slots[s].pkt;
+    eg->inflight--;
+    u->free_slots[u->nfree++] = s;
+    if (--pkt->refs == 0)
+        gw_pool_put(eg->pool, pkt);
+}
+
+/* A zero-copy notification: the kernel is done with the buffer of slot `s`. */
+static void on_notification(gw_egress_t *eg, uring_t *u, uint32_t s, int res)
+{
+    eg->zc_notifs++;
+    if ((uint32_t)res & IORING_NOTIF_USAGE_ZC_COPIED)
+        eg->zc_copied++;
+    if (u->zc_early_release)
+        return; /* the deliberate bug: the slot was already released with its result */
+    if (--u->notifs[s] == 0 && u->done[s])
+        release_slot(eg, u, s);
 }
 
 /* Processes every CQE there is; failed-but-retryable sends go to u->retry. */
@@ -256,6 +347,12 @@ static void reap(gw_egress_t *eg, uring_t *u)
         int res = cqe->res;
         gw_send_t *snd = &u->slots[s];
         seen++;
+        if (cqe->flags & IORING_CQE_F_NOTIF) {
+            on_notification(eg, u, s, res);
+            continue;
+        }
+        if ((cqe->flags & IORING_CQE_F_MORE) && !u->zc_early_release)
+            u->notifs[s]++; /* a notification follows: the buffer stays the kernel's */
         bool short_send = res >= 0 && (uint32_t)res < snd->pkt->len;
         if ((short_send || gw_send_should_retry(res)) && ++snd->attempts < GW_SEND_MAX_ATTEMPTS) {
             eg->retries++;
@@ -265,15 +362,19 @@ static void reap(gw_egress_t *eg, uring_t *u)
         }
         if (short_send)
             res = -EMSGSIZE;
-        eg->inflight--;
         sock_fc_t *fc = &u->fc[snd->sock];
         fc->pending--;
         if (fc->carried > fc->pending)
             fc->carried = fc->pending;
         if (fc->pending == 0 && fc->blen)
             u->kick = true;
+        /* The send is complete (metrics, latency); the slot's own reference keeps the buffer
+         * until the last notification of its (possibly retried) zero-copy sends. */
+        snd->pkt->refs++;
         gw_egress_complete(eg, snd, res);
-        u->free_slots[u->nfree++] = s;
+        u->done[s] = true;
+        if (u->notifs[s] == 0)
+            release_slot(eg, u, s);
     }
     io_uring_cq_advance(&u->ring, seen);
 }
@@ -311,8 +412,19 @@ static void enable_wakeups(gw_egress_t *eg, uring_t *u)
         submit_and_reap(eg, u, 0);
 }
 
-/* True when `len` more bytes may go to this socket in the current flush without waiting. */
-static bool has_room(uring_t *u, gw_egress_t *eg, sock_fc_t *fc, uint32_t len)
+/* Socket buffer bytes a send of `pkt` will take. A zero-copy datagram's pages are charged
+ * to the socket page-aligned (the zero-copy test saw SEND_ZC overrun the plain estimate,
+ * wait inside io_uring and come out reordered), so its cost is the pages it spans. */
+static long send_cost(const gw_egress_t *eg, const gw_packet_t *pkt)
+{
+    if (pkt->len < eg->zc_min_len)
+        return (long)pkt->len + SKB_OVERHEAD;
+    uintptr_t off = (uintptr_t)pkt->buf & (ZC_PAGE - 1);
+    return (long)((off + pkt->len + ZC_PAGE - 1) & ~(uintptr_t)(ZC_PAGE - 1)) + SKB_OVERHEAD;
+}
+
+/* True when `pkt` may go to this socket in the current flush without waiting. */
+static bool has_room(uring_t *u, gw_egress_t *eg, sock_fc_t *fc, const gw_packet_t *pkt)
 {
     if (u->no_flow_control)
         return true;
@@ -326,7 +438,7 @@ static bool has_room(uring_t *u, gw_egress_t *eg, sock_fc_t *fc, uint32_t len)
     }
     if (fc->carried > 0)
         return false; /* an earlier send of this socket is still pending: keep the order */
-    long cost = (long)len + SKB_OVERHEAD;
+    long cost = send_cost(eg, pkt);
     /* One datagram always goes to an empty socket, however small its buffer. */
     if (fc->room < cost && fc->room < fc->sndbuf)
         return false;
@@ -362,6 +474,8 @@ static void issue(gw_egress_t *eg, uring_t *u, const gw_send_t *snd)
     uint32_t s = u->free_slots[--u->nfree];
     u->slots[s] = *snd;
     u->slots[s].attempts = 0;
+    u->notifs[s] = 0;
+    u->done[s] = false;
     u->fc[snd->sock].pending++;
     eg->inflight++;
     prep_slot(u, s);
@@ -385,7 +499,7 @@ static void drain_backlogs(gw_egress_t *eg, uring_t *u)
     u->kick = false;
     for (unsigned i = 0; i < eg->nfds && u->backlogged; i++) {
         sock_fc_t *fc = &u->fc[i];
-        while (fc->blen && has_room(u, eg, fc, fc->backlog[fc->bhead].pkt->len)) {
+        while (fc->blen && has_room(u, eg, fc, fc->backlog[fc->bhead].pkt)) {
             gw_send_t snd = fc->backlog[fc->bhead];
             fc->bhead = (fc->bhead + 1) % BACKLOG_CAP;
             fc->blen--;
@@ -417,7 +531,7 @@ static int uring_submit(gw_egress_t *eg, const gw_send_t *sends, unsigned n)
         drain_backlogs(eg, u); /* older sends first */
     for (unsigned i = 0; i < n; i++) {
         sock_fc_t *fc = &u->fc[sends[i].sock];
-        if (fc->blen == 0 && has_room(u, eg, fc, sends[i].pkt->len)) {
+        if (fc->blen == 0 && has_room(u, eg, fc, sends[i].pkt)) {
             issue(eg, u, &sends[i]);
         } else if (defer(eg, u, fc, &sends[i])) {
             watch_writable(u, eg, fc, fc->carried == 0);

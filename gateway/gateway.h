@@ -38,6 +38,7 @@ void gw_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)
 
 /* ---------------------------------------------------------------- config.c */
 typedef enum { GW_IO_AUTO = 0, GW_IO_URING = 1, GW_IO_MMSG = 2 } gw_io_t;
+typedef enum { GW_ZC_AUTO = 0, GW_ZC_ON = 1, GW_ZC_OFF = 2 } gw_zerocopy_t;
 
 typedef struct {
     char name[GW_NAME_LEN];
@@ -78,6 +79,9 @@ typedef struct {
     uint32_t mold_heartbeat_ms;
     uint32_t end_of_session_repeats;
     uint32_t socket_buffer_bytes; /* SO_SNDBUF of each multicast socket (capped by wmem_max) */
+    gw_zerocopy_t zerocopy;       /* io_uring SEND_ZC for packets of >= zerocopy_threshold */
+    uint32_t zerocopy_threshold;  /* bytes */
+    bool registered_buffers;      /* register the packet pool with io_uring (used by SEND_ZC) */
 
     int nchannels;
     gw_channel_config_t channels[GW_MAX_CHANNELS];
@@ -145,6 +149,8 @@ typedef struct {
     uint32_t n;
     uint32_t free_count;
     uint32_t size; /* bytes per buffer */
+    size_t stride; /* distance between buffers; mem spans n * stride bytes */
+    bool scribble; /* tests: overwrite each buffer as it is released (catches early reuse) */
     gw_packet_t *free;
 } gw_pool_t;
 
@@ -196,6 +202,15 @@ struct gw_egress {
     bool uring_refused;         /* io_uring wanted but refused: fell back */
     bool probing;               /* start-up probe: completions are not counted */
     double probe_ns[2]; /* auto's probe: median ns per datagram, [0] io_uring, [1] sendmmsg */
+    /* Zero copy (io_uring only): packets of at least zc_min_len bytes go as SEND_ZC;
+     * UINT32_MAX = never. Set by egress.c before the backend's init. */
+    uint32_t zc_min_len;
+    bool want_fixed_bufs;  /* egress.registered_buffers */
+    bool fixed_bufs;       /* the pool is registered with io_uring (SEND_ZC uses it) */
+    uint64_t zc_sends;     /* sends issued as SEND_ZC */
+    uint64_t zc_copied;    /* of their notifications, those saying the kernel copied anyway */
+    uint64_t zc_notifs;    /* notifications received (a buffer is reusable only after its own) */
+    double probe_zc_ns[2]; /* zerocopy=auto probe: median ns per datagram, [0] send, [1] send_zc */
 };
 
 extern const gw_egress_ops_t gw_egress_uring_ops;

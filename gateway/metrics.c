@@ -192,6 +192,30 @@ static void render_egress(sbuf_t *b, const gw_t *gw)
          "io_uring sends that completed after their submit (reaped via the eventfd).");
     sb_printf(b, "mdcast_egress_async_completions_total %llu\n",
               (unsigned long long)gw->egress.async_completions);
+    const gw_egress_t *eg = &gw->egress;
+    help(b, "mdcast_egress_zerocopy", "gauge",
+         "1 when packets of at least the threshold go as io_uring SEND_ZC.");
+    sb_printf(b, "mdcast_egress_zerocopy %d\n", eg->ops && eg->zc_min_len != UINT32_MAX ? 1 : 0);
+    help(b, "mdcast_egress_registered_buffers", "gauge",
+         "1 when the packet pool is registered with io_uring (fixed buffers for SEND_ZC).");
+    sb_printf(b, "mdcast_egress_registered_buffers %d\n", eg->fixed_bufs ? 1 : 0);
+    help(b, "mdcast_egress_zerocopy_sends_total", "counter", "Sends issued as io_uring SEND_ZC.");
+    sb_printf(b, "mdcast_egress_zerocopy_sends_total %llu\n", (unsigned long long)eg->zc_sends);
+    help(b, "mdcast_egress_zerocopy_notifications_total", "counter",
+         "SEND_ZC notifications: the buffer was released back to the pool only after these.");
+    sb_printf(b, "mdcast_egress_zerocopy_notifications_total %llu\n",
+              (unsigned long long)eg->zc_notifs);
+    help(b, "mdcast_egress_zerocopy_copied_total", "counter",
+         "SEND_ZC notifications reporting that the kernel copied the data after all.");
+    sb_printf(b, "mdcast_egress_zerocopy_copied_total %llu\n", (unsigned long long)eg->zc_copied);
+    if (eg->probe_zc_ns[0] > 0) {
+        help(b, "mdcast_egress_zerocopy_probe_seconds_per_datagram", "gauge",
+             "zerocopy=auto start-up probe: median send time per datagram, by mode.");
+        sb_printf(b, "mdcast_egress_zerocopy_probe_seconds_per_datagram{mode=\"send\"} %.9g\n",
+                  eg->probe_zc_ns[0] / 1e9);
+        sb_printf(b, "mdcast_egress_zerocopy_probe_seconds_per_datagram{mode=\"send_zc\"} %.9g\n",
+                  eg->probe_zc_ns[1] / 1e9);
+    }
     help(b, "mdcast_send_errors_total", "counter", "Sends that failed for good.");
     sb_printf(b, "mdcast_send_errors_total %llu\n", (unsigned long long)gw_metrics.send_errors);
     double fb[GW_FLUSH_BUCKETS];

@@ -22,6 +22,11 @@ int gw_pool_init(gw_pool_t *p, uint32_t n, uint32_t size)
     }
     p->n = n;
     p->size = size;
+    p->stride = stride;
+    /* Test hook: a buffer handed back while the kernel still reads it would show up as
+     * corrupted datagrams at the receiver. */
+    const char *sc = getenv("MDCAST_TEST_SCRIBBLE_RELEASED");
+    p->scribble = sc && strcmp(sc, "1") == 0;
     for (uint32_t i = n; i-- > 0;) {
         p->pkts[i].buf = p->mem + stride * i;
         gw_pool_put(p, &p->pkts[i]);
@@ -53,6 +58,8 @@ gw_packet_t *gw_pool_get(gw_pool_t *p)
 
 void gw_pool_put(gw_pool_t *p, gw_packet_t *pkt)
 {
+    if (p->scribble)
+        memset(pkt->buf, 0xA5, p->size);
     pkt->next_free = p->free;
     p->free = pkt;
     p->free_count++;

@@ -99,7 +99,7 @@ static void write_all(int fd, const char *buf, size_t len)
 
 void ipam_log(int level, const char *fmt, ...)
 {
-    char msg[1024], line[2048], ts[48];
+    char msg[1024], line[2048], ts[96];
     struct timespec now;
     struct tm tm;
     size_t len = 0;

@@ -53,6 +53,16 @@ static void skip_tls_init(void)
 #endif
 }
 
+/* libcurl's static archive drags GnuTLS in (through librtmp and OpenLDAP, protocols the plugin
+ * never enables), and GnuTLS initialises itself in a library constructor at every start:
+ * parsing its ASN.1 trees, registering ciphers, looking for /etc/gnutls/config. This is GnuTLS's
+ * documented opt-out of that implicit init: a strong definition of its weak hook. Nothing is
+ * lost, because an explicit gnutls_global_init() still does the full set-up. */
+#if defined(ENI_IPAM_GNUTLS_SKIP_INIT) && __has_include(<gnutls/gnutls.h>)
+#include <gnutls/gnutls.h>
+GNUTLS_SKIP_GLOBAL_INIT
+#endif
+
 static int cmd_add(const struct ipam_env *env, const struct ipam_config *cfg,
                    struct ipam_error *err)
 {

@@ -40,6 +40,18 @@ static const bad_t bads[] = {
     {"\"payload_budget\":1400", "\"payload_budget\":8473", "egress.payload_budget"},
     {"\"payload_budget\":1400", "\"payload_budget\":10", "egress.payload_budget"},
     {"\"io\":\"auto\"", "\"io\":\"epoll\"", "egress.io"},
+    {"\"io\":\"auto\"", "\"io\":\"auto\",\"zerocopy\":\"yes\"", "egress.zerocopy"},
+    {"\"io\":\"auto\"", "\"io\":\"auto\",\"zerocopy\":true", "egress.zerocopy"},
+    {"\"io\":\"auto\"", "\"io\":\"auto\",\"zerocopy\":\"\"", "egress.zerocopy"},
+    {"\"io\":\"auto\"", "\"io\":\"auto\",\"zerocopy_threshold\":63", "egress.zerocopy_threshold"},
+    {"\"io\":\"auto\"", "\"io\":\"auto\",\"zerocopy_threshold\":8473", "egress.zerocopy_threshold"},
+    {"\"io\":\"auto\"", "\"io\":\"auto\",\"zerocopy_threshold\":\"4k\"",
+     "egress.zerocopy_threshold"},
+    {"\"io\":\"auto\"", "\"io\":\"auto\",\"zerocopy_threshold\":1500.5",
+     "egress.zerocopy_threshold"},
+    {"\"io\":\"auto\"", "\"io\":\"auto\",\"registered_buffers\":\"on\"",
+     "egress.registered_buffers"},
+    {"\"io\":\"auto\"", "\"io\":\"auto\",\"registered_buffers\":1", "egress.registered_buffers"},
     {"\"interface\":\"lo\"", "\"interface\":\"\"", "egress.interface"},
     {"\"interface\":\"lo\",", "", "egress.interface"},
     {"\"ttl\":32", "\"ttl\":32,\"tll\":3", "egress.tll"},
@@ -173,6 +185,9 @@ static void test_example_loads(void)
     ASSERT_EQ(cfg.loop, false);
     ASSERT_EQ(cfg.io, GW_IO_AUTO);
     ASSERT_STR_EQ(cfg.egress_ifname, "net1");
+    ASSERT_EQ(cfg.zerocopy, GW_ZC_AUTO);
+    ASSERT_EQ(cfg.zerocopy_threshold, 4096);
+    ASSERT_EQ(cfg.registered_buffers, true);
     ASSERT_EQ(cfg.users[2].channel, 1);
     ASSERT_MEM_EQ(cfg.channels[0].session, "MDCAST0001", 10);
     char out[4096];
@@ -213,7 +228,32 @@ static void test_defaults(void)
     ASSERT_EQ(cfg.io, GW_IO_AUTO);
     ASSERT_EQ(cfg.mold_heartbeat_ms, 1000);
     ASSERT_EQ(cfg.socket_buffer_bytes, 4 << 20);
+    ASSERT_EQ(cfg.zerocopy, GW_ZC_AUTO);
+    ASSERT_EQ(cfg.zerocopy_threshold, 4096);
+    ASSERT_EQ(cfg.registered_buffers, true);
     free(j);
+    /* The zero-copy keys, each value accepted. */
+    static const struct {
+        const char *frag;
+        gw_zerocopy_t zc;
+        uint32_t thr;
+        bool reg;
+    } zcs[] = {
+        {"\"zerocopy\":\"off\"", GW_ZC_OFF, 4096, true},
+        {"\"zerocopy\":\"on\",\"zerocopy_threshold\":64", GW_ZC_ON, 64, true},
+        {"\"zerocopy\":\"auto\",\"zerocopy_threshold\":8472,\"registered_buffers\":false",
+         GW_ZC_AUTO, 8472, false},
+    };
+    for (size_t i = 0; i < sizeof(zcs) / sizeof(zcs[0]); i++) {
+        char frag[160];
+        snprintf(frag, sizeof(frag), "\"io\":\"auto\",%s", zcs[i].frag);
+        j = replace(base, "\"io\":\"auto\"", frag);
+        ASSERT_EQ(gw_config_parse(j, &cfg, err, sizeof(err)), 0);
+        ASSERT_EQ(cfg.zerocopy, zcs[i].zc);
+        ASSERT_EQ(cfg.zerocopy_threshold, zcs[i].thr);
+        ASSERT_EQ(cfg.registered_buffers, zcs[i].reg);
+        free(j);
+    }
     /* An IPv4 address as the interface. */
     j = replace(base, "\"interface\":\"lo\"", "\"interface\":\"198.18.0.1\"");
     ASSERT_EQ(gw_config_parse(j, &cfg, err, sizeof(err)), 0);
