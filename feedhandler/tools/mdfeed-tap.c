@@ -51,6 +51,21 @@ static void usage(FILE *f)
                "exit: 0 done, 1 error or --count not reached in --timeout, 2 usage, 3 loss\n");
 }
 
+/* "SEQ HEXBYTES": the hex is built in one buffer and written at once, not one printf per
+ * byte (--format hex is how the tests compare whole feeds byte for byte). */
+static void print_hex(uint64_t seq, const uint8_t *p, uint16_t n)
+{
+    static const char digits[] = "0123456789abcdef";
+    static char hex[2 * UINT16_MAX + 1];
+    for (uint16_t i = 0; i < n; i++) {
+        hex[2 * i] = digits[p[i] >> 4];
+        hex[2 * i + 1] = digits[p[i] & 15];
+    }
+    hex[2 * (size_t)n] = '\n';
+    printf("%" PRIu64 " ", seq);
+    fwrite(hex, 1, 2 * (size_t)n + 1, stdout);
+}
+
 static void print_escaped(const uint8_t *p, size_t n)
 {
     size_t shown = n > 64 ? 64 : n;
@@ -107,10 +122,7 @@ static void on_message(void *data, const mdfeed_msg_t *m)
         putchar('\n');
         break;
     case FMT_HEX:
-        printf("%" PRIu64 " ", m->seq);
-        for (uint16_t i = 0; i < m->len; i++)
-            printf("%02x", m->data[i]);
-        putchar('\n');
+        print_hex(m->seq, m->data, m->len);
         break;
     case FMT_ITCH: {
         char line[MDFEED_ITCH_LINE_MAX];
