@@ -5,7 +5,7 @@ set -euo pipefail
 
 BUILD_PKGS=(build-essential cmake pkg-config clang libclang-rt-14-dev
             libuv1-dev liburing-dev libcjson-dev libcurl4-openssl-dev
-            libnl-3-dev libnl-route-3-dev)
+            libnl-3-dev libnl-route-3-dev zlib1g-dev)
 # What the demo and the tests drive: namespaces, the real CNI plugins, Wireshark as an oracle,
 # legacy clients, plots and linters.
 RUN_PKGS=(iproute2 procps kmod nftables containernetworking-plugins socat iperf tshark python3 gzip
