@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ifaddrs.h>
+#include <linux/errqueue.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -105,11 +106,17 @@ static int open_line(const gw_config_t *cfg, unsigned ifindex, const struct sock
     int ttl = cfg->ttl, loop = cfg->loop ? 1 : 0, sndbuf = (int)cfg->socket_buffer_bytes;
     /* Never fragment: the TGW drops fragments; the payload budget keeps datagrams small. */
     int pmtu = IP_PMTUDISC_DO;
+    /* IP_RECVERR: without it a datagram the interface's queue (qdisc) drops is reported as
+     * sent (udp_send_skb swallows ENOBUFS) and lost without a trace; with it the send fails
+     * with ENOBUFS and the backends keep it and retry after a backoff. Local errors (and any
+     * ICMP errors) then also land on the error queue, which gw_egress_drain_errqueue empties. */
+    int recverr = 1;
     struct ip_mreqn mreq = {.imr_address = cfg->egress_addr, .imr_ifindex = (int)ifindex};
     if (setsockopt(fd, IPPROTO_IP, IP_MULTICAST_TTL, &ttl, sizeof(ttl)) ||
         setsockopt(fd, IPPROTO_IP, IP_MULTICAST_LOOP, &loop, sizeof(loop)) ||
         setsockopt(fd, IPPROTO_IP, IP_MULTICAST_IF, &mreq, sizeof(mreq)) ||
         setsockopt(fd, IPPROTO_IP, IP_MTU_DISCOVER, &pmtu, sizeof(pmtu)) ||
+        setsockopt(fd, IPPROTO_IP, IP_RECVERR, &recverr, sizeof(recverr)) ||
         connect(fd, (const struct sockaddr *)grp, sizeof(*grp))) {
         int e = -errno;
         close(fd);
@@ -326,6 +333,7 @@ int gw_egress_init(gw_egress_t *eg, uv_loop_t *loop, const gw_config_t *cfg, gw_
     eg->pool = pool;
     eg->on_sent = on_sent;
     eg->data = data;
+    eg->retry_backoff_ms = GW_RETRY_MIN_MS;
     if (open_sockets(eg, cfg) != 0)
         goto fail;
     eg->want_fixed_bufs = cfg->registered_buffers;
@@ -365,6 +373,62 @@ void gw_egress_close(gw_egress_t *eg)
         eg->ops = NULL;
     }
     close_sockets(eg);
+}
+
+const char *const gw_retry_reason_names[GW_RETRY_NREASONS] = {"enobufs", "eagain", "short",
+                                                              "canceled", "other"};
+
+void gw_egress_count_retry(gw_egress_t *eg, int res, bool short_send)
+{
+    int reason = short_send          ? GW_RETRY_SHORT
+                 : res == -ENOBUFS   ? GW_RETRY_ENOBUFS
+                 : res == -EAGAIN    ? GW_RETRY_EAGAIN
+                 : res == -ECANCELED ? GW_RETRY_CANCELED
+                                     : GW_RETRY_OTHER;
+    eg->retries++;
+    if (eg->probing)
+        return;
+    gw_metrics.send_retries++;
+    gw_metrics.send_retry_reasons[reason]++;
+}
+
+void gw_egress_backoff_update(gw_egress_t *eg, bool failed_again)
+{
+    if (!failed_again || eg->retry_backoff_ms < GW_RETRY_MIN_MS)
+        eg->retry_backoff_ms = GW_RETRY_MIN_MS;
+    else if (eg->retry_backoff_ms < GW_RETRY_MAX_MS)
+        eg->retry_backoff_ms *= 2;
+}
+
+void gw_egress_drain_errqueue(gw_egress_t *eg)
+{
+    for (unsigned i = 0; i < eg->nfds; i++) {
+        if (eg->fds[i] < 0)
+            continue;
+        /* Bounded: the queue is itself bounded by the receive buffer; 64 a call is plenty. */
+        for (int k = 0; k < 64; k++) {
+            char data[64], ctl[512];
+            struct iovec iov = {.iov_base = data, .iov_len = sizeof(data)};
+            struct msghdr mh = {.msg_iov = &iov,
+                                .msg_iovlen = 1,
+                                .msg_control = ctl,
+                                .msg_controllen = sizeof(ctl)};
+            if (recvmsg(eg->fds[i], &mh, MSG_ERRQUEUE | MSG_DONTWAIT) < 0)
+                break; /* EAGAIN: empty */
+            eg->errqueue_msgs++;
+            int ee_errno = 0;
+            for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c))
+                if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_RECVERR) {
+                    struct sock_extended_err ee;
+                    memcpy(&ee, CMSG_DATA(c), sizeof(ee));
+                    ee_errno = (int)ee.ee_errno;
+                }
+            if (eg->errqueue_msgs <= 10 || eg->errqueue_msgs % 10000 == 0)
+                gw_log(GW_LOG_WARN, "socket %u error queue: %s (%llu so far)", i,
+                       ee_errno ? strerror(ee_errno) : "unknown",
+                       (unsigned long long)eg->errqueue_msgs);
+        }
+    }
 }
 
 void gw_egress_complete(gw_egress_t *eg, const gw_send_t *send, int res)

@@ -1,10 +1,14 @@
 /* sendmmsg(2) egress: the fallback where io_uring is refused (the default seccomp profile of
  * containerd 2.x), so the production path in many clusters. One sendmmsg per socket per
  * flush; a partial batch continues from where it stopped (libuv uv__udp_sendmsgv semantics).
- * When a socket buffer is full (EAGAIN/ENOBUFS) the rest of that socket's sends wait, in
- * order, in a backlog until libuv reports the socket writable: the loop never blocks on a
- * slow link, nothing is dropped, and the packet buffers held by the backlog make ingress
- * pause (backpressure in main.c) until the link catches up. */
+ * When a socket buffer is full (EAGAIN) the rest of that socket's sends wait, in order, in a
+ * backlog until libuv reports the socket writable. When the interface's queue (qdisc) is
+ * full the send fails with ENOBUFS (IP_RECVERR is set, egress.c); writability says nothing
+ * about the qdisc (the socket buffer is empty then), so those sends wait in the same backlog
+ * for a short timer instead (eg->retry_backoff_ms, doubling while the qdisc stays full).
+ * Either way the loop never blocks on a slow link, nothing is dropped, order is kept (sendmmsg
+ * stops at the first failure), and the packet buffers held by the backlog make ingress pause
+ * (backpressure in main.c) until the link catches up. */
 #include "gateway.h"
 
 #include <errno.h>
@@ -27,12 +31,15 @@ typedef struct {
     unsigned head, len;
     uv_poll_t writable;
     bool writable_init, writable_on;
+    bool hold; /* ENOBUFS: the backlog waits for the retry timer, not for POLLOUT */
 } mmsg_fc_t;
 
 struct mmsg {
     mmsg_fc_t fc[GW_MAX_SOCKETS];
     unsigned waiting; /* sends in all backlogs */
     int open_handles;
+    uv_timer_t retry_timer; /* backoff after ENOBUFS */
+    bool timer_init;
 };
 
 static int mmsg_init(gw_egress_t *eg)
@@ -46,13 +53,19 @@ static int mmsg_init(gw_egress_t *eg)
         m->fc[i].sock = i;
     }
     eg->backend = m;
-    return 0;
+    if (uv_timer_init(eg->loop, &m->retry_timer) == 0) {
+        m->timer_init = true;
+        m->retry_timer.data = eg;
+    }
+    return m->timer_init ? 0 : -ENOMEM;
 }
 
 /* Sends sends[0..n) (one socket) in order. Returns how many were handed to the kernel or
- * failed for good; stops early, without waiting, when the socket buffer is full. */
-static unsigned send_some(gw_egress_t *eg, int fd, const gw_send_t *sends, unsigned n)
+ * failed for good; stops early, without waiting, when the socket buffer or the interface's
+ * queue is full (*stop = -EAGAIN or -ENOBUFS; 0 when all went). */
+static unsigned send_some(gw_egress_t *eg, int fd, const gw_send_t *sends, unsigned n, int *stop)
 {
+    *stop = 0;
     struct mmsghdr msgs[MMSG_BATCH];
     struct iovec iov[MMSG_BATCH];
     unsigned done = 0;
@@ -71,14 +84,18 @@ static unsigned send_some(gw_egress_t *eg, int fd, const gw_send_t *sends, unsig
             for (int i = 0; i < rc; i++)
                 gw_egress_complete(eg, &sends[done + (unsigned)i], (int)msgs[i].msg_len);
             done += (unsigned)rc;
+            /* A batch cut short: the next datagram was refused, and sendmmsg does not say
+             * why (the next call usually does). Counted; it is sent again right away. */
+            if ((unsigned)rc < k)
+                gw_egress_count_retry(eg, 0, true);
             continue;
         }
         int err = rc < 0 ? -errno : -EAGAIN;
         if (err == -EINTR)
             continue;
         if (gw_send_should_retry(err)) {
-            eg->retries++;
-            gw_metrics.send_retries++;
+            gw_egress_count_retry(eg, err, false);
+            *stop = err;
             return done; /* full: the caller queues the rest */
         }
         gw_egress_complete(eg, &sends[done], err); /* counted and logged there */
@@ -88,6 +105,19 @@ static unsigned send_some(gw_egress_t *eg, int fd, const gw_send_t *sends, unsig
 }
 
 static void on_writable(uv_poll_t *h, int status, int events);
+static void on_retry_timer(uv_timer_t *t);
+
+/* The socket's backlog waits for the retry timer: the qdisc refused a send. */
+static void hold_for_timer(mmsg_fc_t *fc, bool failed_again)
+{
+    fc->hold = true;
+    gw_egress_backoff_update(fc->eg, failed_again);
+    if (fc->m->timer_init && !uv_is_active((uv_handle_t *)&fc->m->retry_timer))
+        uv_timer_start(&fc->m->retry_timer, on_retry_timer, fc->eg->retry_backoff_ms, 0);
+}
+
+/* What the socket waits for after send_some stopped with `stop`. */
+static void wait_after(mmsg_fc_t *fc, int stop, bool failed_again);
 
 static void watch_writable(mmsg_fc_t *fc, bool on)
 {
@@ -119,27 +149,51 @@ static bool enqueue(mmsg_fc_t *fc, const gw_send_t *snd)
     return true;
 }
 
-/* Sends what the backlog can send now, in order. */
-static void drain_one(mmsg_fc_t *fc)
+/* Sends what the backlog can send now, in order. `after_timer`: this is the retry of a
+ * send the qdisc refused (its failing again grows the backoff). */
+static void drain_one(mmsg_fc_t *fc, bool after_timer)
 {
-    int fd = fc->eg->fds[fc->sock];
+    int fd = fc->eg->fds[fc->sock], stop = 0;
+    unsigned sent = 0;
     while (fc->len) {
         unsigned contiguous = BACKLOG_CAP - fc->head < fc->len ? BACKLOG_CAP - fc->head : fc->len;
-        unsigned k = send_some(fc->eg, fd, &fc->q[fc->head], contiguous);
+        unsigned k = send_some(fc->eg, fd, &fc->q[fc->head], contiguous, &stop);
         fc->head = (fc->head + k) % BACKLOG_CAP;
         fc->len -= k;
         fc->m->waiting -= k;
+        sent += k;
         if (k < contiguous)
             break; /* still full */
     }
-    watch_writable(fc, fc->len > 0);
+    if (after_timer && sent)
+        gw_egress_backoff_update(fc->eg, false);
+    wait_after(fc, fc->len ? stop : 0, after_timer && sent == 0);
+}
+
+static void wait_after(mmsg_fc_t *fc, int stop, bool failed_again)
+{
+    if (stop == -ENOBUFS)
+        hold_for_timer(fc, failed_again);
+    watch_writable(fc, fc->len > 0 && !fc->hold);
+}
+
+static void on_retry_timer(uv_timer_t *t)
+{
+    gw_egress_t *eg = t->data;
+    mmsg_t *m = eg->backend;
+    gw_egress_drain_errqueue(eg);
+    for (unsigned i = 0; i < eg->nfds; i++)
+        if (m->fc[i].hold) {
+            m->fc[i].hold = false;
+            drain_one(&m->fc[i], true);
+        }
 }
 
 static void on_writable(uv_poll_t *h, int status, int events)
 {
     (void)status;
     (void)events;
-    drain_one(h->data);
+    drain_one(h->data, false);
 }
 
 /* Blocks (at most ~10 ms) for room when even the backlog is full: memory stays bounded. */
@@ -147,7 +201,8 @@ static void send_blocking(mmsg_fc_t *fc, const gw_send_t *snd)
 {
     int fd = fc->eg->fds[fc->sock];
     for (int i = 0; i < 10; i++) {
-        if (send_some(fc->eg, fd, snd, 1) == 1)
+        int stop;
+        if (send_some(fc->eg, fd, snd, 1, &stop) == 1)
             return;
         struct pollfd p = {.fd = fd, .events = POLLOUT};
         (void)poll(&p, 1, 1);
@@ -158,11 +213,13 @@ static void send_blocking(mmsg_fc_t *fc, const gw_send_t *snd)
 static void send_socket(gw_egress_t *eg, mmsg_t *m, const gw_send_t *sends, unsigned n)
 {
     mmsg_fc_t *fc = &m->fc[sends[0].sock];
-    unsigned k = fc->len ? 0 : send_some(eg, eg->fds[fc->sock], sends, n);
+    int stop = 0;
+    /* A socket with a backlog (or held for the timer) sends nothing new before it: order. */
+    unsigned k = fc->len ? 0 : send_some(eg, eg->fds[fc->sock], sends, n, &stop);
     for (unsigned i = k; i < n; i++)
         if (!enqueue(fc, &sends[i]))
             send_blocking(fc, &sends[i]);
-    watch_writable(fc, fc->len > 0);
+    wait_after(fc, stop, false);
 }
 
 static int mmsg_submit(gw_egress_t *eg, const gw_send_t *sends, unsigned n)
@@ -204,8 +261,10 @@ static void mmsg_drain(gw_egress_t *eg, int timeout_ms)
     uint64_t deadline = uv_hrtime() + (uint64_t)timeout_ms * 1000000u;
     while (m->waiting && uv_hrtime() < deadline) {
         for (unsigned i = 0; i < eg->nfds; i++)
-            if (m->fc[i].len)
-                drain_one(&m->fc[i]);
+            if (m->fc[i].len) {
+                m->fc[i].hold = false; /* this loop sleeps between rounds itself */
+                drain_one(&m->fc[i], false);
+            }
         if (m->waiting)
             (void)nanosleep(&(struct timespec){0, 1000 * 1000}, NULL); /* room to come */
     }
@@ -234,6 +293,12 @@ static void mmsg_close(gw_egress_t *eg)
         return;
     eg->backend = NULL;
     m->open_handles = 1;
+    if (m->timer_init) {
+        m->open_handles++;
+        m->retry_timer.data = m;
+        uv_timer_stop(&m->retry_timer);
+        uv_close((uv_handle_t *)&m->retry_timer, on_closed);
+    }
     for (unsigned i = 0; i < GW_MAX_SOCKETS; i++) {
         mmsg_fc_t *fc = &m->fc[i];
         /* Sends still waiting go down with the gateway: release their buffers, counted. */

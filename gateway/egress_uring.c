@@ -8,8 +8,7 @@
  *   buffer room complete inline, so this costs no syscall); the eventfd that wakes the libuv
  *   loop is switched off during the submit (IORING_CQ_EVENTFD_DISABLED) and on again only
  *   while sends remain in flight, so inline completions cause no wake-up and no read().
- * A send's buffer (gw_packet_t) is released only from its CQE. ENOBUFS/EAGAIN and short
- * sends are resubmitted, counted in send_retries, up to GW_SEND_MAX_ATTEMPTS.
+ * A send's buffer (gw_packet_t) is released only from its CQE.
  *
  * Order on the wire: a send that finds its socket buffer full does not fail in io_uring, it
  * waits (internal poll) and completes later, while a later SQE for the same socket may find
@@ -19,6 +18,20 @@
  * per flush, with a conservative per-datagram overhead) and no earlier send of that socket is
  * still pending; otherwise it waits, in order, in the socket's backlog until POLLOUT (libuv)
  * or the pending completion (eventfd). Deferred sends are counted in congestion_waits.
+ *
+ * A full interface queue (qdisc) is what flow control cannot see: with IP_RECVERR (egress.c)
+ * the send fails with ENOBUFS, inline at submit, while the later sends of the same socket in
+ * the same submission would still run and overtake it. So a socket's sends in one submission
+ * form one IOSQE_IO_LINK chain (their SQEs are staged per socket and prepared contiguously
+ * just before the submit): a failure cancels the rest of the chain (-ECANCELED), nothing
+ * after it reaches the wire. The failed send and the cancelled ones go back, in issue order,
+ * to the FRONT of the socket's backlog, which then waits for a short libuv timer
+ * (eg->retry_backoff_ms; POLLOUT says nothing about the qdisc) while later sends queue behind
+ * them. Sends of a socket are issued only when none of an earlier submission is pending, so
+ * chains never run side by side. Retries are counted by reason; nothing is dropped. Chosen
+ * over serialising each socket (one send in flight) because a chain keeps the one-submit-per-
+ * flush batching; the chain's continuation runs as task work, which the submit below runs
+ * right away (DEFER_TASKRUN: submit-and-wait for the linked count with a zero timeout).
  *
  * Zero copy (egress.zerocopy, packets of at least eg->zc_min_len bytes): IORING_OP_SEND_ZC,
  * on the packet pool registered as one fixed buffer (egress.registered_buffers) so the pages
@@ -70,7 +83,12 @@ typedef struct {
     long room;          /* estimate for the flush `gen` */
     unsigned gen;       /* flush generation the room estimate belongs to */
     unsigned pending;   /* sends of this socket in io_uring (prepared, not completed) */
-    unsigned carried;   /* of those, still pending when this flush began */
+    unsigned last_sub;  /* submission (u->sub_no) its latest send belongs to */
+    bool hold;          /* the qdisc refused a send: the backlog waits for the retry timer */
+    unsigned nrequeued; /* refused sends of submission requeue_sub at the backlog's front */
+    unsigned requeue_sub;
+    uint32_t stage_head, stage_tail; /* slots staged for the next submit, in order */
+    unsigned nstage;
     gw_send_t *backlog; /* FIFO of deferred sends, allocated on first use */
     unsigned bhead, blen;
     uv_poll_t writable;
@@ -88,7 +106,16 @@ struct uring {
     gw_send_t slots[URING_SLOTS];
     uint32_t free_slots[URING_SLOTS];
     unsigned nfree;
-    uint32_t retry[URING_SLOTS]; /* slots to resubmit after a reap */
+    uint32_t retry[URING_SLOTS]; /* slots refused in this reap, back to their backlogs */
+    uint32_t stage_next[URING_SLOTS];
+    uint64_t issue_no[URING_SLOTS]; /* issue order (requeued sends keep their order) */
+    unsigned slot_sub[URING_SLOTS]; /* the submission the slot's send went in */
+    uint64_t issue_ctr;
+    uint16_t staged_socks[GW_MAX_SOCKETS]; /* sockets with staged slots, first-staged first */
+    unsigned nstaged_socks, nstaged;
+    unsigned sub_no; /* bumped at every submit */
+    uv_timer_t retry_timer;
+    bool timer_init;
     /* Zero-copy notifications still due for the slot: +1 per result CQE flagged F_MORE, -1
      * per notification. Signed, so the count is right whichever of the two is reaped first. */
     int16_t notifs[URING_SLOTS];
@@ -225,6 +252,12 @@ static void uring_close(gw_egress_t *eg)
         uv_poll_stop(&u->poll);
         uv_close((uv_handle_t *)&u->poll, on_handle_closed);
     }
+    if (u->timer_init) {
+        u->open_handles++;
+        u->retry_timer.data = u;
+        uv_timer_stop(&u->retry_timer);
+        uv_close((uv_handle_t *)&u->retry_timer, on_handle_closed);
+    }
     for (unsigned i = 0; i < GW_MAX_SOCKETS; i++)
         if (u->fc[i].writable_init) {
             u->open_handles++;
@@ -267,6 +300,10 @@ static int uring_init(gw_egress_t *eg)
     if ((rc = uv_poll_start(&u->poll, UV_READABLE, on_eventfd)) != 0)
         goto fail;
     u->poll.data = eg;
+    if ((rc = uv_timer_init(eg->loop, &u->retry_timer)) != 0)
+        goto fail;
+    u->timer_init = true;
+    u->retry_timer.data = eg;
     for (unsigned i = 0; i < URING_SLOTS; i++)
         u->free_slots[i] = URING_SLOTS - 1 - i;
     u->nfree = URING_SLOTS;
@@ -292,8 +329,9 @@ fail:
     return rc;
 }
 
-/* Queues slot `s` as an SQE; the caller guarantees an SQE is free. */
-static void prep_slot(uring_t *u, uint32_t s)
+/* Queues slot `s` as an SQE; the caller guarantees an SQE is free. `link`: the next SQE
+ * (the same socket's next send) runs only if this one succeeds. */
+static void prep_slot(uring_t *u, uint32_t s, bool link)
 {
     struct io_uring_sqe *sqe = io_uring_get_sqe(&u->ring);
     const gw_send_t *snd = &u->slots[s];
@@ -309,8 +347,26 @@ static void prep_slot(uring_t *u, uint32_t s)
                               IORING_SEND_ZC_REPORT_USAGE);
         eg->zc_sends++;
     }
-    sqe->flags |= IOSQE_FIXED_FILE;
+    sqe->flags |= IOSQE_FIXED_FILE | (link ? IOSQE_IO_LINK : 0);
     io_uring_sqe_set_data64(sqe, s);
+}
+
+/* Prepares the staged sends, each socket's as one contiguous linked chain. Returns the
+ * number of SQEs that wait on an earlier one (the chains' continuations). */
+static unsigned prep_staged(uring_t *u)
+{
+    unsigned linked = 0;
+    for (unsigned i = 0; i < u->nstaged_socks; i++) {
+        sock_fc_t *fc = &u->fc[u->staged_socks[i]];
+        uint32_t s = fc->stage_head;
+        for (unsigned k = 0; k < fc->nstage; k++, s = u->stage_next[s])
+            prep_slot(u, s, k + 1 < fc->nstage);
+        linked += fc->nstage - 1;
+        fc->nstage = 0;
+    }
+    u->nstaged_socks = 0;
+    u->nstaged = 0;
+    return linked;
 }
 
 /* The slot's send is over and the kernel holds none of its buffer: hand both back. */
@@ -335,7 +391,74 @@ static void on_notification(gw_egress_t *eg, uring_t *u, uint32_t s, int res)
         release_slot(eg, u, s);
 }
 
-/* Processes every CQE there is; failed-but-retryable sends go to u->retry. */
+/* Sorts the refused slots in issue order (insertion sort: they come nearly sorted). */
+static void sort_by_issue(uint32_t *v, unsigned n, const uint64_t *issue_no)
+{
+    for (unsigned i = 1; i < n; i++) {
+        uint32_t x = v[i];
+        unsigned j = i;
+        for (; j > 0 && issue_no[v[j - 1]] > issue_no[x]; j--)
+            v[j] = v[j - 1];
+        v[j] = x;
+    }
+}
+
+/* Inserts a refused send of submission `sub` into the socket's backlog: after the refused
+ * sends of the same submission already put back (a chain's cancellations may be reaped
+ * after its failure), before everything else there, which all came later. */
+static void insert_refused(sock_fc_t *fc, const gw_send_t *snd, unsigned sub)
+{
+    if (fc->requeue_sub != sub || fc->nrequeued > fc->blen) {
+        fc->requeue_sub = sub;
+        fc->nrequeued = 0;
+    }
+    fc->bhead = (fc->bhead + BACKLOG_CAP - 1) % BACKLOG_CAP;
+    for (unsigned j = 0; j < fc->nrequeued; j++)
+        fc->backlog[(fc->bhead + j) % BACKLOG_CAP] = fc->backlog[(fc->bhead + j + 1) % BACKLOG_CAP];
+    fc->backlog[(fc->bhead + fc->nrequeued) % BACKLOG_CAP] = *snd;
+    fc->nrequeued++;
+    fc->blen++;
+}
+
+static void on_retry_timer(uv_timer_t *t);
+
+/* Puts the sends refused in this reap (u->retry) back at the front of their sockets'
+ * backlogs, in their issue order, and holds those sockets until the retry timer. Only sends
+ * of one submission can be pending on a socket (has_room), and a chain's results come in
+ * chain order, so refused sends of later reaps follow those of earlier ones. */
+static void requeue_refused(gw_egress_t *eg, uring_t *u)
+{
+    bool again = false;
+    sort_by_issue(u->retry, u->nretry, u->issue_no);
+    for (unsigned i = 0; i < u->nretry; i++) {
+        uint32_t s = u->retry[i];
+        gw_send_t *snd = &u->slots[s];
+        sock_fc_t *fc = &u->fc[snd->sock];
+        if (!fc->backlog && !(fc->backlog = malloc(BACKLOG_CAP * sizeof(*fc->backlog)))) {
+            snd->pkt->refs++;
+            gw_egress_complete(eg, snd, -ENOMEM); /* counted and logged there */
+        } else {
+            again |= snd->attempts > 0;
+            if (snd->attempts < UINT16_MAX)
+                snd->attempts++;
+            /* The backlog can hold them: at most one send per packet of the pool per socket
+             * is outstanding, fewer than BACKLOG_CAP. */
+            insert_refused(fc, snd, u->slot_sub[s]);
+            u->backlogged++;
+            fc->hold = true;
+            snd->pkt->refs++; /* the backlog's reference; the slot's goes with the slot */
+        }
+        u->done[s] = true;
+        if (u->notifs[s] == 0)
+            release_slot(eg, u, s);
+    }
+    u->nretry = 0;
+    gw_egress_backoff_update(eg, again);
+    if (!uv_is_active((uv_handle_t *)&u->retry_timer))
+        uv_timer_start(&u->retry_timer, on_retry_timer, eg->retry_backoff_ms, 0);
+}
+
+/* Processes every CQE there is; sends refused for now go back to their backlogs. */
 static void reap(gw_egress_t *eg, uring_t *u)
 {
     struct io_uring_cqe *cqe;
@@ -354,20 +477,17 @@ static void reap(gw_egress_t *eg, uring_t *u)
         if ((cqe->flags & IORING_CQE_F_MORE) && !u->zc_early_release)
             u->notifs[s]++; /* a notification follows: the buffer stays the kernel's */
         bool short_send = res >= 0 && (uint32_t)res < snd->pkt->len;
-        if ((short_send || gw_send_should_retry(res)) && ++snd->attempts < GW_SEND_MAX_ATTEMPTS) {
-            eg->retries++;
-            gw_metrics.send_retries++;
-            u->retry[u->nretry++] = s;
-            continue;
-        }
-        if (short_send)
-            res = -EMSGSIZE;
         sock_fc_t *fc = &u->fc[snd->sock];
         fc->pending--;
-        if (fc->carried > fc->pending)
-            fc->carried = fc->pending;
         if (fc->pending == 0 && fc->blen)
             u->kick = true;
+        if (short_send || gw_send_should_retry(res) || res == -ECANCELED) {
+            gw_egress_count_retry(eg, res, short_send);
+            u->retry[u->nretry++] = s; /* back to the backlog after this reap */
+            continue;
+        }
+        if (snd->attempts > 0)
+            gw_egress_backoff_update(eg, false); /* a refused send went: the qdisc has room */
         /* The send is complete (metrics, latency); the slot's own reference keeps the buffer
          * until the last notification of its (possibly retried) zero-copy sends. */
         snd->pkt->refs++;
@@ -377,25 +497,32 @@ static void reap(gw_egress_t *eg, uring_t *u)
             release_slot(eg, u, s);
     }
     io_uring_cq_advance(&u->ring, seen);
+    if (u->nretry)
+        requeue_refused(eg, u);
 }
 
-/* Submits what is queued (plus any retries) and reaps; waits for `wait_nr` completions. */
+/* Submits what is staged and reaps; waits for `wait_nr` completions. */
 static void submit_and_reap(gw_egress_t *eg, uring_t *u, unsigned wait_nr)
 {
-    for (int round = 0; round < GW_SEND_MAX_ATTEMPTS; round++) {
-        int rc = wait_nr ? io_uring_submit_and_wait(&u->ring, wait_nr) : io_uring_submit(&u->ring);
-        if (rc < 0 && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY)
-            gw_log(GW_LOG_ERROR, "io_uring_submit: %s", strerror(-rc));
-        reap(eg, u);
-        if (u->nretry == 0)
-            return;
-        /* Resend what ENOBUFS/EAGAIN refused, in order, as one more submission. */
-        unsigned n = u->nretry;
-        u->nretry = 0;
-        for (unsigned i = 0; i < n; i++)
-            prep_slot(u, u->retry[i]);
-        wait_nr = 0;
+    unsigned linked = prep_staged(u);
+    int rc;
+    if (wait_nr) {
+        rc = io_uring_submit_and_wait(&u->ring, wait_nr);
+    } else if (linked && u->defer) {
+        /* A chain's next send is task work that DEFER_TASKRUN runs only when asked to: ask
+         * for as many events as there are continuations, without waiting for any. */
+        struct __kernel_timespec zero = {0, 0};
+        struct io_uring_cqe *cqe;
+        rc = io_uring_submit_and_wait_timeout(&u->ring, &cqe, linked, &zero, NULL);
+        if (rc == -ETIME)
+            rc = 0;
+    } else {
+        rc = io_uring_submit(&u->ring);
     }
+    u->sub_no++;
+    if (rc < 0 && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY)
+        gw_log(GW_LOG_ERROR, "io_uring_submit: %s", strerror(-rc));
+    reap(eg, u);
 }
 
 static void enable_wakeups(gw_egress_t *eg, uring_t *u)
@@ -408,8 +535,6 @@ static void enable_wakeups(gw_egress_t *eg, uring_t *u)
     if (u->defer)
         (void)io_uring_get_events(&u->ring);
     reap(eg, u);
-    if (u->nretry)
-        submit_and_reap(eg, u, 0);
 }
 
 /* Socket buffer bytes a send of `pkt` will take. A zero-copy datagram's pages are charged
@@ -426,18 +551,19 @@ static long send_cost(const gw_egress_t *eg, const gw_packet_t *pkt)
 /* True when `pkt` may go to this socket in the current flush without waiting. */
 static bool has_room(uring_t *u, gw_egress_t *eg, sock_fc_t *fc, const gw_packet_t *pkt)
 {
+    if (fc->hold)
+        return false; /* the qdisc refused a send: the retry timer releases the socket */
     if (u->no_flow_control)
         return true;
+    if (fc->pending > 0 && fc->last_sub != u->sub_no)
+        return false; /* an earlier submission's send is still pending: keep the order */
     if (fc->gen != u->gen) {
         int outq = 0;
         fc->gen = u->gen;
-        fc->carried = fc->pending;
         if (ioctl(eg->fds[fc->sock], SIOCOUTQ, &outq) != 0)
             outq = 0;
         fc->room = fc->sndbuf > 0 ? fc->sndbuf - outq : LONG_MAX / 2;
     }
-    if (fc->carried > 0)
-        return false; /* an earlier send of this socket is still pending: keep the order */
     long cost = send_cost(eg, pkt);
     /* One datagram always goes to an empty socket, however small its buffer. */
     if (fc->room < cost && fc->room < fc->sndbuf)
@@ -466,19 +592,36 @@ static void watch_writable(uring_t *u, gw_egress_t *eg, sock_fc_t *fc, bool on)
     (void)u;
 }
 
-/* Prepares one send as an SQE, making room in the SQ and the slot table first. */
+/* Makes room for one more staged send in the SQ and the slot table. Call it BEFORE deciding
+ * whether a send may go (has_room): the submit it may do reaps, and a refused send puts its
+ * socket on hold and its followers back in the backlog. */
+static void make_room(gw_egress_t *eg, uring_t *u)
+{
+    while (u->nfree == 0 || io_uring_sq_space_left(&u->ring) <= u->nstaged)
+        submit_and_reap(eg, u, u->nfree == 0 ? 1 : 0);
+}
+
+/* Stages one send for the next submit (prep_staged); make_room() came first. */
 static void issue(gw_egress_t *eg, uring_t *u, const gw_send_t *snd)
 {
-    while (u->nfree == 0 || io_uring_sq_space_left(&u->ring) <= u->nretry)
-        submit_and_reap(eg, u, u->nfree == 0 ? 1 : 0);
     uint32_t s = u->free_slots[--u->nfree];
+    sock_fc_t *fc = &u->fc[snd->sock];
     u->slots[s] = *snd;
-    u->slots[s].attempts = 0;
     u->notifs[s] = 0;
     u->done[s] = false;
-    u->fc[snd->sock].pending++;
+    u->issue_no[s] = ++u->issue_ctr;
+    u->slot_sub[s] = u->sub_no;
+    fc->pending++;
+    fc->last_sub = u->sub_no;
     eg->inflight++;
-    prep_slot(u, s);
+    if (fc->nstage++ == 0) {
+        fc->stage_head = s;
+        u->staged_socks[u->nstaged_socks++] = (uint16_t)snd->sock;
+    } else {
+        u->stage_next[fc->stage_tail] = s;
+    }
+    fc->stage_tail = s;
+    u->nstaged++;
 }
 
 static bool defer(gw_egress_t *eg, uring_t *u, sock_fc_t *fc, const gw_send_t *snd)
@@ -499,15 +642,21 @@ static void drain_backlogs(gw_egress_t *eg, uring_t *u)
     u->kick = false;
     for (unsigned i = 0; i < eg->nfds && u->backlogged; i++) {
         sock_fc_t *fc = &u->fc[i];
-        while (fc->blen && has_room(u, eg, fc, fc->backlog[fc->bhead].pkt)) {
+        while (fc->blen) {
+            make_room(eg, u);
+            if (!fc->blen || !has_room(u, eg, fc, fc->backlog[fc->bhead].pkt))
+                break;
             gw_send_t snd = fc->backlog[fc->bhead];
             fc->bhead = (fc->bhead + 1) % BACKLOG_CAP;
             fc->blen--;
+            if (fc->nrequeued)
+                fc->nrequeued--; /* reissued: a new submission, a new run of refusals */
             u->backlogged--;
             issue(eg, u, &snd);
         }
-        /* Waiting for room: POLLOUT. Waiting for a pending send: its CQE kicks us. */
-        watch_writable(u, eg, fc, fc->blen > 0 && fc->carried == 0);
+        /* Waiting for room: POLLOUT. Waiting for a pending send: its CQE kicks us. Held for
+         * the qdisc: the retry timer. */
+        watch_writable(u, eg, fc, fc->blen > 0 && fc->pending == 0 && !fc->hold);
     }
 }
 
@@ -531,10 +680,11 @@ static int uring_submit(gw_egress_t *eg, const gw_send_t *sends, unsigned n)
         drain_backlogs(eg, u); /* older sends first */
     for (unsigned i = 0; i < n; i++) {
         sock_fc_t *fc = &u->fc[sends[i].sock];
+        make_room(eg, u);
         if (fc->blen == 0 && has_room(u, eg, fc, sends[i].pkt)) {
             issue(eg, u, &sends[i]);
         } else if (defer(eg, u, fc, &sends[i])) {
-            watch_writable(u, eg, fc, fc->carried == 0);
+            watch_writable(u, eg, fc, fc->pending == 0 && !fc->hold);
         } else {
             issue(eg, u, &sends[i]); /* backlog full: io_uring's own wait takes over */
         }
@@ -570,8 +720,17 @@ static void on_eventfd(uv_poll_t *h, int status, int events)
     unsigned before = eg->inflight;
     reap(eg, u);
     eg->async_completions += before - eg->inflight;
-    if (u->nretry)
-        submit_and_reap(eg, u, 0);
+    flush_backlogs(eg, u);
+}
+
+static void on_retry_timer(uv_timer_t *t)
+{
+    gw_egress_t *eg = t->data;
+    uring_t *u = eg->backend;
+    gw_egress_drain_errqueue(eg);
+    for (unsigned i = 0; i < eg->nfds; i++)
+        u->fc[i].hold = false;
+    u->kick = true;
     flush_backlogs(eg, u);
 }
 
@@ -587,8 +746,8 @@ static void uring_drain(gw_egress_t *eg, int timeout_ms)
         else
             (void)nanosleep(&(struct timespec){0, 1000 * 1000}, NULL); /* room to come */
         reap(eg, u);
-        if (u->nretry)
-            submit_and_reap(eg, u, 0);
+        for (unsigned i = 0; i < eg->nfds; i++)
+            u->fc[i].hold = false; /* this loop waits between rounds itself */
         u->kick = true;
         flush_backlogs(eg, u);
     }

@@ -196,6 +196,8 @@ struct gw_egress {
     void *data;
     uint64_t retries;
     uint64_t errors;
+    uint64_t errqueue_msgs;     /* messages read from the sockets' error queues (IP_RECVERR) */
+    unsigned retry_backoff_ms;  /* current wait before a send refused by the qdisc is retried */
     uint64_t congestion_waits;  /* sends that waited for socket buffer room */
     uint64_t async_completions; /* sends completed later, reaped through the eventfd */
     uint64_t now_ns;            /* completion time of the batch being reaped (one clock read) */
@@ -230,6 +232,28 @@ static inline unsigned gw_egress_sock(int ch, int line)
 {
     return (unsigned)(ch * GW_MAX_LINES + line);
 }
+/* Why a send is retried (index into gw_metrics.send_retry_reasons). */
+enum {
+    GW_RETRY_ENOBUFS = 0, /* the interface's queue (qdisc) is full: seen with IP_RECVERR */
+    GW_RETRY_EAGAIN,      /* the socket buffer is full */
+    GW_RETRY_SHORT,       /* fewer bytes sent, or a sendmmsg batch cut short (no reason given) */
+    GW_RETRY_CANCELED,    /* io_uring: an earlier linked send of the same socket failed */
+    GW_RETRY_OTHER,       /* EINTR */
+    GW_RETRY_NREASONS
+};
+extern const char *const gw_retry_reason_names[GW_RETRY_NREASONS];
+/* Counts one retry of a send that got `res` (bytes or -errno; `short_send` when res is a
+ * byte count below the datagram's length). */
+void gw_egress_count_retry(gw_egress_t *eg, int res, bool short_send);
+/* Backoff after ENOBUFS: POLLOUT says nothing about the qdisc, so a refused send waits on a
+ * timer, GW_RETRY_MIN_MS doubling while retries keep failing, up to GW_RETRY_MAX_MS. */
+#define GW_RETRY_MIN_MS 1
+#define GW_RETRY_MAX_MS 16
+/* A send refused with backoff has failed again (grow the wait) or gone out (reset it). */
+void gw_egress_backoff_update(gw_egress_t *eg, bool failed_again);
+/* Reads (and counts, logging the first few) whatever IP_RECVERR queued on the sockets' error
+ * queues, so it never fills the receive buffer. Cheap when empty: one recvmsg per socket. */
+void gw_egress_drain_errqueue(gw_egress_t *eg);
 /* True when a retry is worth it for this send result. */
 static inline bool gw_send_should_retry(int res)
 {
@@ -294,6 +318,7 @@ typedef struct {
     uint64_t lat_sum_ns, lat_count;
     int64_t publishers;
     uint64_t send_retries, send_errors;
+    uint64_t send_retry_reasons[GW_RETRY_NREASONS];
     uint64_t ingress_pauses;               /* times reading stopped because egress was backed up */
     uint64_t up_messages[GW_MAX_CHANNELS]; /* connect mode: sequenced messages taken */
     uint64_t up_duplicates[GW_MAX_CHANNELS]; /* already had them (replay after a reconnect) */

@@ -81,6 +81,10 @@ static void on_heartbeat_timer(uv_timer_t *t)
     gw_t *gw = t->data;
     uint64_t now = uv_hrtime();
     uint64_t period = (uint64_t)gw->cfg.mold_heartbeat_ms * 1000000u;
+    /* IP_RECVERR queues local errors on the sockets' error queues: read them now and then
+     * (a recvmsg per socket that finds nothing, normally). */
+    if (gw->egress.ops)
+        gw_egress_drain_errqueue(&gw->egress);
     for (int ch = 0; ch < gw->cfg.nchannels; ch++)
         if (now - gw->chans[ch].last_send_ns >= period) {
             gw_flush(gw); /* nothing may overtake data still queued */

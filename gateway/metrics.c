@@ -184,6 +184,18 @@ static void render_egress(sbuf_t *b, const gw_t *gw)
     }
     help(b, "mdcast_send_retries_total", "counter", "Sends retried (ENOBUFS, EAGAIN, short).");
     sb_printf(b, "mdcast_send_retries_total %llu\n", (unsigned long long)gw_metrics.send_retries);
+    help(b, "mdcast_send_retry_reasons_total", "counter",
+         "Sends retried, by reason: enobufs (the interface queue was full), eagain (the "
+         "socket buffer was full), short (or a sendmmsg batch cut short), canceled (io_uring: an "
+         "earlier linked send of the "
+         "socket was refused), other.");
+    for (int r = 0; r < GW_RETRY_NREASONS; r++)
+        sb_printf(b, "mdcast_send_retry_reasons_total{reason=\"%s\"} %llu\n",
+                  gw_retry_reason_names[r], (unsigned long long)gw_metrics.send_retry_reasons[r]);
+    help(b, "mdcast_egress_errqueue_messages_total", "counter",
+         "Messages read from the multicast sockets' error queues (IP_RECVERR).");
+    sb_printf(b, "mdcast_egress_errqueue_messages_total %llu\n",
+              (unsigned long long)gw->egress.errqueue_msgs);
     help(b, "mdcast_egress_congestion_waits_total", "counter",
          "Sends that waited for room in a full socket buffer (order kept).");
     sb_printf(b, "mdcast_egress_congestion_waits_total %llu\n",

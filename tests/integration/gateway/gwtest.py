@@ -7,7 +7,8 @@ of `va` with IP_MULTICAST_LOOP on, and the receivers here join the groups on `va
 and SoupBinTCP handling below is written from the specifications, independently of libmdfeed,
 so it is a second opinion on the gateway's bytes.
 
-  gwtest.py SCENARIO        (flow | retransmit | malformed | backends | fallback | congestion | upstream | zerocopy)
+  gwtest.py SCENARIO        (flow | retransmit | malformed | backends | fallback | congestion | upstream | zerocopy
+                            | qdiscfull)
 """
 import ctypes
 import json
@@ -971,6 +972,84 @@ def scenario_zerocopy():
         subprocess.run(["ip", "netns", "del", rxns], stderr=subprocess.DEVNULL)
 
 
+def qdisc_drops():
+    out = subprocess.run(["tc", "-s", "qdisc", "show", "dev", IFACE], capture_output=True,
+                         text=True).stdout
+    m = re.search(r"dropped (\d+)", out)
+    return int(m.group(1)) if m else 0
+
+
+def scenario_qdiscfull():
+    """A full interface queue (a tbf with a queue of about two datagrams): the kernel drops
+    what does not fit, and only IP_RECVERR turns that into ENOBUFS. Each backend must keep the
+    refused send and everything behind it, retry after a backoff and count it: the receiver,
+    in another namespace behind the qdisc, gets every message once, in order, byte-identical."""
+    rxns = f"gwqd{os.getpid():x}{random.randrange(256):02x}"
+    groups = ["239.1.1.1:30001", "239.1.2.1:30001"]
+    run("ip", "netns", "add", rxns)
+    try:
+        run("ip", "link", "set", "vb", "netns", rxns)
+        x = ("ip", "-n", rxns)
+        run(*x, "link", "set", "lo", "up")
+        run(*x, "addr", "add", "198.18.0.2/24", "dev", "vb")
+        run(*x, "link", "set", "vb", "up")
+        for k in ("all", "default"):
+            run("ip", "netns", "exec", rxns, "sysctl", "-qw",
+                f"net.ipv4.conf.{k}.force_igmp_version=2")
+        # limit 3000 bytes: the qdisc holds two 1400-byte datagrams; the socket buffer (the
+        # default, far larger) never fills first, so only the qdisc refuses.
+        run("tc", "qdisc", "add", "dev", IFACE, "root", "tbf", "rate", "50mbit", "burst",
+            "10kb", "limit", "3000")
+        for io in ("io_uring", "sendmmsg"):
+            n = 20000
+            out = os.path.join(tempfile.mkdtemp(prefix="gwqd"), "rx.bin")
+            rxp = subprocess.Popen(["ip", "netns", "exec", rxns, sys.executable, __file__, "--rx",
+                                    out, "198.18.0.2", str(n), "40"] + groups,
+                                   stdout=subprocess.PIPE, text=True, preexec_fn=_die_with_parent)
+            check(rxp.stdout.readline().strip() == "rx ready", "receiver did not start")
+            dropped0 = qdisc_drops()
+            gw = Gateway(base_config(io=io, egress__loop=False, egress__heartbeat_ms=60000))
+            try:
+                p = Publisher("pub1", "pw1")
+                msgs = make_msgs(f"qd-{io}", n, random.Random(11), maxlen=200)
+                t0 = time.time()
+                for i in range(0, n, 2000):
+                    p.send(msgs[i:i + 2000])
+                try:
+                    rxp.wait(45)
+                except subprocess.TimeoutExpired:
+                    rxp.kill()
+                    raise TestFailure(f"{io}: receiver did not finish")
+                elapsed = time.time() - t0
+                m = scrape()
+                check(gw.stop() == 0, f"{io}: exit status")
+            finally:
+                gw.kill()
+            a, b = read_rx_file(out, 2)
+            enobufs = metric(m, "mdcast_send_retry_reasons_total", reason="enobufs")
+            retries = metric(m, "mdcast_send_retries_total")
+            canceled = metric(m, "mdcast_send_retry_reasons_total", reason="canceled")
+            log(f"qdiscfull ({io}): {n} messages, {len(a)}/{len(b)} datagrams on lines A/B in "
+                f"{elapsed:.2f} s; qdisc dropped {qdisc_drops() - dropped0}, retries "
+                f"{retries} (enobufs {enobufs}, canceled {canceled}), ingress pauses "
+                f"{metric(m, 'mdcast_ingress_pauses_total')}, error queue "
+                f"{metric(m, 'mdcast_egress_errqueue_messages_total')}")
+            check(check_stream(a, "SESSIONC1", 1400) == msgs, f"{io}: line A lost or reordered")
+            check(check_stream(b, "SESSIONC1", 1400) == msgs, f"{io}: line B lost or reordered")
+            check(enobufs is not None and enobufs > 0, f"{io}: no ENOBUFS retry counted")
+            check(retries >= enobufs, f"{io}: retries {retries} < enobufs {enobufs}")
+            check(metric(m, "mdcast_send_errors_total") == 0, f"{io}: send errors")
+            snmp = subprocess.run(["ip", "netns", "exec", rxns, "cat", "/proc/net/snmp"],
+                                  capture_output=True, text=True).stdout
+            udp = [line.split() for line in snmp.splitlines() if line.startswith("Udp:")]
+            check(dict(zip(udp[0][1:], udp[1][1:]))["RcvbufErrors"] == "0",
+                  "the receiver itself dropped datagrams")
+            log(f"qdiscfull ({io}): every message arrived once, in order, intact")
+    finally:
+        subprocess.run(["tc", "qdisc", "del", "dev", IFACE, "root"], stderr=subprocess.DEVNULL)
+        subprocess.run(["ip", "netns", "del", rxns], stderr=subprocess.DEVNULL)
+
+
 class FakeUpstream:
     """A SoupBinTCP server with a growing list of sequenced messages (connect-mode tests).
     `replay_back[user]` makes the next login of `user` be accepted that many messages before
@@ -1130,6 +1209,7 @@ SCENARIOS = {
     "backends": scenario_backends,
     "fallback": scenario_fallback,
     "zerocopy": scenario_zerocopy,
+    "qdiscfull": scenario_qdiscfull,
 }
 
 
