@@ -120,14 +120,6 @@ struct uring {
      * per notification. Signed, so the count is right whichever of the two is reaped first. */
     int16_t notifs[URING_SLOTS];
     bool done[URING_SLOTS]; /* the slot's send has its final result */
-    /* Chains with IOSQE_CQE_SKIP_SUCCESS: stage_next[] stays the chain's order until the
-     * slots are reused; chain_more: a later send of the chain follows; skipped: the send
-     * posts no CQE on success; run_head/run_len: the skipped sends right before the slot in
-     * its chain, whose success the slot's CQE implies. */
-    bool chain_more[URING_SLOTS];
-    bool skipped[URING_SLOTS];
-    uint32_t run_head[URING_SLOTS];
-    uint16_t run_len[URING_SLOTS];
     bool zc_early_release;  /* MDCAST_TEST_ZC_EARLY_RELEASE=1: a deliberate bug (tests) */
     unsigned nretry;
     unsigned gen;         /* bumped at every flush */
@@ -338,18 +330,14 @@ fail:
 }
 
 /* Queues slot `s` as an SQE; the caller guarantees an SQE is free. `link`: the next SQE
- * (the same socket's next send) runs only if this one succeeds. A linked plain send posts
- * no CQE when it succeeds (IOSQE_CQE_SKIP_SUCCESS): the chain runs in order, so a later
- * CQE of the chain says it went. Returns whether the send is skipped so. */
-static bool prep_slot(uring_t *u, uint32_t s, bool link)
+ * (the same socket's next send) runs only if this one succeeds. */
+static void prep_slot(uring_t *u, uint32_t s, bool link)
 {
     struct io_uring_sqe *sqe = io_uring_get_sqe(&u->ring);
     const gw_send_t *snd = &u->slots[s];
     gw_egress_t *eg = u->eg;
-    bool skip = false;
     if (snd->pkt->len < eg->zc_min_len) {
         io_uring_prep_send(sqe, snd->sock, snd->pkt->buf, snd->pkt->len, 0);
-        skip = link; /* never SEND_ZC: its result CQE announces the notification (F_MORE) */
     } else if (eg->fixed_bufs) {
         io_uring_prep_send_zc_fixed(sqe, snd->sock, snd->pkt->buf, snd->pkt->len, 0,
                                     IORING_SEND_ZC_REPORT_USAGE, 0);
@@ -359,12 +347,8 @@ static bool prep_slot(uring_t *u, uint32_t s, bool link)
                               IORING_SEND_ZC_REPORT_USAGE);
         eg->zc_sends++;
     }
-    sqe->flags |= IOSQE_FIXED_FILE | (link ? IOSQE_IO_LINK : 0) |
-                  (skip ? IOSQE_CQE_SKIP_SUCCESS : 0);
+    sqe->flags |= IOSQE_FIXED_FILE | (link ? IOSQE_IO_LINK : 0);
     io_uring_sqe_set_data64(sqe, s);
-    u->chain_more[s] = link;
-    u->skipped[s] = skip;
-    return skip;
 }
 
 /* Prepares the staged sends, each socket's as one contiguous linked chain. Returns the
@@ -374,16 +358,9 @@ static unsigned prep_staged(uring_t *u)
     unsigned linked = 0;
     for (unsigned i = 0; i < u->nstaged_socks; i++) {
         sock_fc_t *fc = &u->fc[u->staged_socks[i]];
-        uint32_t s = fc->stage_head, run_head = 0;
-        uint16_t run_len = 0;
-        for (unsigned k = 0; k < fc->nstage; k++, s = u->stage_next[s]) {
-            u->run_head[s] = run_head;
-            u->run_len[s] = run_len;
-            if (!prep_slot(u, s, k + 1 < fc->nstage))
-                run_len = 0;
-            else if (run_len++ == 0)
-                run_head = s;
-        }
+        uint32_t s = fc->stage_head;
+        for (unsigned k = 0; k < fc->nstage; k++, s = u->stage_next[s])
+            prep_slot(u, s, k + 1 < fc->nstage);
         linked += fc->nstage - 1;
         fc->nstage = 0;
     }
@@ -481,56 +458,6 @@ static void requeue_refused(gw_egress_t *eg, uring_t *u)
         uv_timer_start(&u->retry_timer, on_retry_timer, eg->retry_backoff_ms, 0);
 }
 
-/* The result of slot `s`'s send (a CQE, or implied by one: see on_cqe). */
-static void on_result(gw_egress_t *eg, uring_t *u, uint32_t s, int res, unsigned cflags)
-{
-    gw_send_t *snd = &u->slots[s];
-    if ((cflags & IORING_CQE_F_MORE) && !u->zc_early_release)
-        u->notifs[s]++; /* a notification follows: the buffer stays the kernel's */
-    bool short_send = res >= 0 && (uint32_t)res < snd->pkt->len;
-    sock_fc_t *fc = &u->fc[snd->sock];
-    fc->pending--;
-    if (fc->pending == 0 && fc->blen)
-        u->kick = true;
-    if (short_send || gw_send_should_retry(res) || res == -ECANCELED) {
-        gw_egress_count_retry(eg, res, short_send);
-        u->retry[u->nretry++] = s; /* back to the backlog after this reap */
-        return;
-    }
-    if (snd->attempts > 0)
-        gw_egress_backoff_update(eg, false); /* a refused send went: the qdisc has room */
-    /* The send is complete (metrics, latency); the slot's own reference keeps the buffer
-     * until the last notification of its (possibly retried) zero-copy sends. */
-    snd->pkt->refs++;
-    gw_egress_complete(eg, snd, res);
-    u->done[s] = true;
-    if (u->notifs[s] == 0)
-        release_slot(eg, u, s);
-}
-
-/* A result CQE of slot `s`. The skipped sends right before it in its chain ran, in order,
- * before it: they went (had one failed, it would have posted a CQE and `s` none). If a
- * skipped send failed, the kernel posts its CQE but none for the rest of its chain, not even
- * -ECANCELED (IOSQE_CQE_SKIP_SUCCESS, kernel commit 04c76b41): those are cancelled here.
- * Successors of a failed send without the flag post their own -ECANCELED CQEs. */
-static void on_cqe(gw_egress_t *eg, uring_t *u, uint32_t s, int res, unsigned cflags)
-{
-    /* -ECANCELED: an earlier send without the flag failed, and every send after it, the
-     * skipped ones before `s` included, posts its own CQE. */
-    if (res != -ECANCELED) {
-        uint32_t r = u->run_head[s];
-        for (unsigned k = 0; k < u->run_len[s]; k++, r = u->stage_next[r])
-            on_result(eg, u, r, (int)u->slots[r].pkt->len, 0);
-    }
-    on_result(eg, u, s, res, cflags);
-    /* A skipped send posts a CQE only when it failed. */
-    if (u->skipped[s] && res != -ECANCELED)
-        for (uint32_t c = s; u->chain_more[c];) {
-            c = u->stage_next[c];
-            on_result(eg, u, c, -ECANCELED, 0);
-        }
-}
-
 /* Processes every CQE there is; sends refused for now go back to their backlogs. */
 static void reap(gw_egress_t *eg, uring_t *u)
 {
@@ -540,11 +467,34 @@ static void reap(gw_egress_t *eg, uring_t *u)
     io_uring_for_each_cqe(&u->ring, head, cqe)
     {
         uint32_t s = (uint32_t)cqe->user_data;
+        int res = cqe->res;
+        gw_send_t *snd = &u->slots[s];
         seen++;
-        if (cqe->flags & IORING_CQE_F_NOTIF)
-            on_notification(eg, u, s, cqe->res);
-        else
-            on_cqe(eg, u, s, cqe->res, cqe->flags);
+        if (cqe->flags & IORING_CQE_F_NOTIF) {
+            on_notification(eg, u, s, res);
+            continue;
+        }
+        if ((cqe->flags & IORING_CQE_F_MORE) && !u->zc_early_release)
+            u->notifs[s]++; /* a notification follows: the buffer stays the kernel's */
+        bool short_send = res >= 0 && (uint32_t)res < snd->pkt->len;
+        sock_fc_t *fc = &u->fc[snd->sock];
+        fc->pending--;
+        if (fc->pending == 0 && fc->blen)
+            u->kick = true;
+        if (short_send || gw_send_should_retry(res) || res == -ECANCELED) {
+            gw_egress_count_retry(eg, res, short_send);
+            u->retry[u->nretry++] = s; /* back to the backlog after this reap */
+            continue;
+        }
+        if (snd->attempts > 0)
+            gw_egress_backoff_update(eg, false); /* a refused send went: the qdisc has room */
+        /* The send is complete (metrics, latency); the slot's own reference keeps the buffer
+         * until the last notification of its (possibly retried) zero-copy sends. */
+        snd->pkt->refs++;
+        gw_egress_complete(eg, snd, res);
+        u->done[s] = true;
+        if (u->notifs[s] == 0)
+            release_slot(eg, u, s);
     }
     io_uring_cq_advance(&u->ring, seen);
     if (u->nretry)
