@@ -235,7 +235,7 @@ start_imds() {
 
 # run_cni VERB POD NODE: the network's plugin list run as libcni runs it, inside NODE: the
 # deploy JSON as the NAD embeds it, with one override, the IMDS endpoint: the mock on the node's
-# loopback (NETWORK RULE: never 169.254.169.254 in tests).
+# loopback (NETWORK RULE: never the real metadata address in tests).
 run_cni() {
   local verb=$1 pod=$2 node=$3
   : "${TB_BUILD_DIR:?TB_BUILD_DIR must name the build dir that holds ipam/eni-ipam}"

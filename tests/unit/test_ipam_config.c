@@ -97,7 +97,7 @@ static void test_bad_ipam_values(void)
         {"{}", "ipam.type"},
         {"{\"type\":\"\"}", "ipam.type"},
         {"{\"type\":7}", "ipam.type"},
-        {"{\"type\":\"eni-ipam\",\"imds_endpoint\":\"https://169.254.169.254\"}",
+        {"{\"type\":\"eni-ipam\",\"imds_endpoint\":\"https://127.0.0.1\"}",
          "ipam.imds_endpoint"},
         {"{\"type\":\"eni-ipam\",\"imds_endpoint\":\"http://127.0.0.1/latest\"}", "path"},
         {"{\"type\":\"eni-ipam\",\"imds_endpoint\":\"http://u@127.0.0.1\"}", "valid host"},
