@@ -18,6 +18,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 #include <uv.h>
 
 #define GW_MAX_CHANNELS 32
@@ -128,6 +129,39 @@ void gw_store_close(gw_store_t *s);
 int gw_store_append(gw_store_t *s, uint64_t seq, const void *msg, size_t len);
 /* Returns 0 and points at message `seq`, or -ENOENT when it is not (or no longer) held. */
 int gw_store_get(const gw_store_t *s, uint64_t seq, const uint8_t **msg, size_t *len);
+/* Hot path of gw_store_append(): in the steady state of a full ring, evicts the oldest
+ * messages by count and bytes (as gw_store_append() would, in the same order, never down to
+ * an empty ring) and appends when the message then fits contiguously after the tail without
+ * wrapping. Returns false when it did not append; the caller then takes gw_store_append(),
+ * which handles every case and finds the evictions done so far exactly as it would have
+ * made them. */
+static inline bool gw_store_append_fast(gw_store_t *s, uint64_t seq, const void *msg, size_t len)
+{
+    if (s->count == 0 || len > s->cap_bytes || seq != s->first_seq + s->count)
+        return false;
+    while (s->count == s->cap_count || s->live_bytes + len > s->cap_bytes) {
+        if (s->count == 1)
+            return false;
+        s->live_bytes -= s->entries[s->oldest].len;
+        if (++s->oldest == s->cap_count)
+            s->oldest = 0;
+        s->count--;
+        s->first_seq++;
+    }
+    size_t head = s->entries[s->oldest].off;
+    size_t end = s->tail > head ? s->cap_bytes : head;
+    if (s->tail == head || end - s->tail < len)
+        return false;
+    uint32_t idx = s->oldest + s->count;
+    if (idx >= s->cap_count)
+        idx -= s->cap_count;
+    s->entries[idx] = (gw_store_entry_t){(uint32_t)s->tail, (uint32_t)len};
+    memcpy(s->data + s->tail, msg, len);
+    s->tail += len;
+    s->count++;
+    s->live_bytes += len;
+    return true;
+}
 
 /* ---------------------------------------------------------------- packets */
 /* One datagram buffer. Its bytes must not change from the moment it is handed to egress
@@ -290,6 +324,27 @@ void gw_packetizer_close(gw_packetizer_t *pz);
  * buffer could be had. */
 int gw_packetizer_append(gw_packetizer_t *pz, int ch, uint64_t seq, const void *msg, size_t len,
                          uint64_t arrival_ns);
+/* Hot path of gw_packetizer_append(): appends to the channel's open packet when there is one
+ * and the message fits it. The checks of mdfeed_mold_builder_append() are done once here
+ * (an open packet has len >= the header, so fitting the budget also bounds len below
+ * MDFEED_ETOOBIG); the bytes written are the same. False: nothing written, take the full
+ * path (which opens or closes packets). */
+static inline bool gw_packetizer_append_fast(gw_packetizer_t *pz, int ch, const void *msg,
+                                             size_t len)
+{
+    gw_chan_packer_t *cp = &pz->chans[ch];
+    mdfeed_mold_builder_t *b = &cp->builder;
+    if (!cp->open || b->count == MDFEED_MOLD_MAX_COUNT ||
+        b->len + MDFEED_MOLD_BLOCK_HDR_LEN + len > b->budget || b->count >= UINT64_MAX - b->seq)
+        return false;
+    uint8_t *p = b->buf + b->len;
+    p[0] = (uint8_t)(len >> 8);
+    p[1] = (uint8_t)len;
+    memcpy(p + MDFEED_MOLD_BLOCK_HDR_LEN, msg, len);
+    b->len += MDFEED_MOLD_BLOCK_HDR_LEN + len;
+    b->count++;
+    return true;
+}
 /* Closes every open packet and queues it on each line. Returns the number of packets. */
 unsigned gw_packetizer_close_open(gw_packetizer_t *pz);
 /* Queues a bare header (heartbeat: count 0, end of session: 0xFFFF) on each line of `ch`. */
@@ -382,7 +437,23 @@ typedef struct gw {
 
 /* sequencer.c: gives the message the channel's next sequence number, stores it and appends
  * it to the open packet. Returns the sequence number, or 0 on failure (logged). */
-uint64_t gw_sequence(gw_t *gw, int ch, const void *msg, size_t len, uint64_t arrival_ns);
+uint64_t gw_sequence_slow(gw_t *gw, int ch, const void *msg, size_t len, uint64_t arrival_ns);
+/* Store part of the slow path: gw_store_append() with its failure logged. */
+void gw_sequence_store_slow(gw_t *gw, int ch, uint64_t seq, const void *msg, size_t len);
+/* Inline so that a message that fits the open packet and the ring's tail costs no call
+ * beyond its two memcpy; everything else goes through the out-of-line general path. */
+static inline uint64_t gw_sequence(gw_t *gw, int ch, const void *msg, size_t len,
+                                   uint64_t arrival_ns)
+{
+    gw_channel_t *c = &gw->chans[ch];
+    uint64_t seq = c->next_seq;
+    if (!gw_packetizer_append_fast(&gw->pz, ch, msg, len))
+        return gw_sequence_slow(gw, ch, msg, len, arrival_ns);
+    if (!gw_store_append_fast(&c->store, seq, msg, len))
+        gw_sequence_store_slow(gw, ch, seq, msg, len);
+    c->next_seq++;
+    return seq;
+}
 /* Closes the open packets and submits everything queued (end of a loop iteration). */
 void gw_flush(gw_t *gw);
 

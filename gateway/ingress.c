@@ -166,11 +166,23 @@ static int on_login(conn_t *c, const uint8_t *payload, size_t len)
     return 0;
 }
 
+/* Out of line: its message buffer would otherwise put a stack-protector check on every
+ * frame of on_frame(). */
+static __attribute__((noinline)) void close_bad_type(conn_t *c, char type)
+{
+    char why[96];
+    if (mdfeed_soup_type_known(type))
+        snprintf(why, sizeof(why), "unexpected packet type '%c' (%s) from a client", type,
+                 mdfeed_soup_type_name(type));
+    else
+        snprintf(why, sizeof(why), "unknown packet type 0x%02x", (unsigned char)type);
+    close_conn(c, GW_CLOSE_GARBAGE, why);
+}
+
 static int on_frame(void *data, char type, const uint8_t *payload, size_t len)
 {
     conn_t *c = data;
     gw_t *gw = c->gw;
-    char why[96];
     switch (type) {
     case MDFEED_SOUP_LOGIN_REQUEST:
         return on_login(c, payload, len);
@@ -195,12 +207,7 @@ static int on_frame(void *data, char type, const uint8_t *payload, size_t len)
         close_conn(c, -1, "logged out");
         return 1;
     default:
-        if (mdfeed_soup_type_known(type))
-            snprintf(why, sizeof(why), "unexpected packet type '%c' (%s) from a client", type,
-                     mdfeed_soup_type_name(type));
-        else
-            snprintf(why, sizeof(why), "unknown packet type 0x%02x", (unsigned char)type);
-        close_conn(c, GW_CLOSE_GARBAGE, why);
+        close_bad_type(c, type);
         return 1;
     }
 }

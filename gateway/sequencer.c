@@ -6,7 +6,16 @@
 #include <errno.h>
 #include <string.h>
 
-uint64_t gw_sequence(gw_t *gw, int ch, const void *msg, size_t len, uint64_t arrival_ns)
+void gw_sequence_store_slow(gw_t *gw, int ch, uint64_t seq, const void *msg, size_t len)
+{
+    int rc = gw_store_append(&gw->chans[ch].store, seq, msg, len);
+    if (rc != 0)
+        gw_log(GW_LOG_ERROR, "channel %s: store append of seq %llu failed: %s",
+               gw->cfg.channels[ch].name, (unsigned long long)seq, strerror(-rc));
+}
+
+/* The general path (gw_sequence() in gateway.h takes the common case inline). */
+uint64_t gw_sequence_slow(gw_t *gw, int ch, const void *msg, size_t len, uint64_t arrival_ns)
 {
     gw_channel_t *c = &gw->chans[ch];
     uint64_t seq = c->next_seq;
@@ -18,10 +27,8 @@ uint64_t gw_sequence(gw_t *gw, int ch, const void *msg, size_t len, uint64_t arr
                gw->cfg.channels[ch].name, len, mdfeed_strerror(rc));
         return 0;
     }
-    rc = gw_store_append(&c->store, seq, msg, len);
-    if (rc != 0)
-        gw_log(GW_LOG_ERROR, "channel %s: store append of seq %llu failed: %s",
-               gw->cfg.channels[ch].name, (unsigned long long)seq, strerror(-rc));
+    if (!gw_store_append_fast(&c->store, seq, msg, len))
+        gw_sequence_store_slow(gw, ch, seq, msg, len);
     c->next_seq++;
     return seq;
 }
