@@ -442,8 +442,8 @@ uint64_t gw_sequence_slow(gw_t *gw, int ch, const void *msg, size_t len, uint64_
 void gw_sequence_store_slow(gw_t *gw, int ch, uint64_t seq, const void *msg, size_t len);
 /* Inline so that a message that fits the open packet and the ring's tail costs no call
  * beyond its two memcpy; everything else goes through the out-of-line general path. */
-static inline uint64_t gw_sequence(gw_t *gw, int ch, const void *msg, size_t len,
-                                   uint64_t arrival_ns)
+static inline __attribute__((always_inline)) uint64_t gw_sequence(gw_t *gw, int ch, const void *msg,
+                                                                  size_t len, uint64_t arrival_ns)
 {
     gw_channel_t *c = &gw->chans[ch];
     uint64_t seq = c->next_seq;

@@ -671,6 +671,58 @@ def run_deterministic(io):
     return backend, rx.got["239.1.1.1:30001"], rx.got["239.1.2.1:30001"]
 
 
+def scenario_framing():
+    """Ingress framing at every boundary: a stream of data frames (with debug frames and client
+    heartbeats between them) cut into reads at random byte positions arrives whole, in order;
+    data frames followed by a bad frame in one write are all taken before the close."""
+    cfg = base_config()
+    rx = Receiver(["239.1.1.1:30001"])
+    gw = Gateway(cfg)
+    rng = random.Random(21)
+    pub = Publisher("pub1", "pw1")
+    check(pub.accepted() == ("SESSIONC1", 1), f"accept {pub.accepted()}")
+    msgs = make_msgs("cut", 600, rng, maxlen=60) + [b""] * 3
+    stream = b"".join(soup_frame(b"U", m) + (soup_frame(b"+", b"dbg") if i % 7 == 0 else b"") +
+                      (soup_frame(b"R") if i % 11 == 0 else b"") for i, m in enumerate(msgs))
+    pub.s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    off, chunks = 0, 0
+    while off < len(stream):  # bounded: every chunk takes at least one byte
+        k = rng.choice((1, 2, 3, rng.randrange(1, 120)))
+        pub.s.sendall(stream[off:off + k])
+        off += k
+        chunks += 1
+        if chunks % 4 == 0:
+            time.sleep(0.001)  # let the gateway read: the cuts then fall inside frames
+    rx.wait_for(lambda: rx.count_messages("239.1.1.1:30001") >= len(msgs), 20, "cut stream")
+    got = check_stream(rx.got["239.1.1.1:30001"], "SESSIONC1", 1400)
+    check(got == msgs, f"cut stream: {len(got)} messages, want {len(msgs)} in order")
+    m = scrape()
+    check(metric(m, "mdcast_messages_in_total", publisher="pub1", channel="c1") == len(msgs),
+          "messages_in after the cut stream")
+    check(metric(m, "mdcast_bytes_in_total", publisher="pub1", channel="c1") ==
+          sum(len(x) for x in msgs), "bytes_in after the cut stream")
+    log(f"framing: {len(msgs)} messages in {chunks} writes of 1..119 bytes, in order")
+    # Good data frames and a bad one in a single write: the good ones are sequenced, then
+    # the connection closes for the bad one (each bad kind on its own connection).
+    total = len(msgs)
+    for name, bad, reason in (("oversize", soup_frame(b"U", b"x" * 1379), "frame longer"),
+                              ("zero length", b"\x00\x00", "zero-length frame"),
+                              ("unknown type", soup_frame(b"X", b"junk"), "unknown packet type")):
+        p = Publisher("pub2", "pw2")
+        p.accepted()
+        good = [f"{name}:{i}".encode() for i in range(50)]
+        p.s.sendall(b"".join(soup_frame(b"U", g) for g in good) + bad +
+                    soup_frame(b"U", b"after the bad frame"))
+        check(p.closed_by_peer(3), f"{name}: connection not closed")
+        check(reason in gw.log(), f"{name}: no log line with {reason!r}")
+        total += len(good)
+        rx.wait_for(lambda: rx.count_messages("239.1.1.1:30001") >= total, 10, name)
+        got = check_stream(rx.got["239.1.1.1:30001"], "SESSIONC1", 1400)
+        check(got[-len(good):] == good and len(got) == total,
+              f"{name}: the frames before the bad one were not all taken, or more were")
+        log(f"framing: 50 data frames then {name} in one write: 50 taken, closed, logged")
+
+
 def scenario_backends():
     """io_uring and sendmmsg send byte-identical datagrams for the same input."""
     bu, ua, ub = run_deterministic("io_uring")
@@ -1206,6 +1258,7 @@ SCENARIOS = {
     "flow": scenario_flow,
     "retransmit": scenario_retransmit,
     "malformed": scenario_malformed,
+    "framing": scenario_framing,
     "backends": scenario_backends,
     "fallback": scenario_fallback,
     "zerocopy": scenario_zerocopy,
