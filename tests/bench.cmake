@@ -13,7 +13,8 @@ endforeach()
 mdcast_add_sh_test(bench_smoke SCRIPT ${MDCAST_BENCH_DIR}/smoke_test.sh TIMEOUT 120 LABELS harness)
 
 # The latency histogram and parsers the tools share (no root, milliseconds).
-mdcast_add_c_test(test_bench_hist SOURCES ${MDCAST_BENCH_DIR}/test_bench_hist.c TIMEOUT 30 LABELS unit harness)
+mdcast_add_c_test(test_bench_hist SOURCES ${MDCAST_BENCH_DIR}/test_bench_hist.c LIBS mdfeed_static
+                  TIMEOUT 30 LABELS unit harness)
 target_include_directories(test_bench_hist PRIVATE ${MDCAST_BENCH_DIR})
 
 # The tools themselves: counts, loss and gap detection (netem), latency, TCP fan-out (seconds).

@@ -24,6 +24,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "mdfeed/moldudp64.h" /* mdfeed_put_be64 / mdfeed_get_be64, mdfeed_addr_parse */
+
 #define BENCH_MSG_MIN 17 /* timestamp + index + publisher id */
 
 static inline uint64_t bench_now_ns(void)
@@ -33,48 +35,38 @@ static inline uint64_t bench_now_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-static inline void bench_put_be64(uint8_t *p, uint64_t v)
-{
-    for (int i = 7; i >= 0; i--, v >>= 8)
-        p[i] = (uint8_t)v;
-}
-
-static inline uint64_t bench_get_be64(const uint8_t *p)
-{
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++)
-        v = (v << 8) | p[i];
-    return v;
-}
-
 /* Writes the benchmark fields into a message of `len` >= BENCH_MSG_MIN bytes (filler set by
  * the caller once). */
 static inline void bench_msg_stamp(uint8_t *msg, uint64_t ts_ns, uint64_t index, uint8_t pub_id)
 {
-    bench_put_be64(msg, ts_ns);
-    bench_put_be64(msg + 8, index);
+    mdfeed_put_be64(msg, ts_ns);
+    mdfeed_put_be64(msg + 8, index);
     msg[16] = pub_id;
 }
 
-/* Parses "a.b.c.d:port". Returns 0 or -EINVAL. */
+/* Parses "a.b.c.d:port" (the library's parser: numeric, port 1-65535). Returns 0 or -EINVAL. */
 static inline int bench_parse_addr(const char *s, struct sockaddr_in *out)
 {
-    char host[64];
-    const char *colon = strrchr(s, ':');
-    if (colon == NULL || (size_t)(colon - s) >= sizeof(host))
-        return -EINVAL;
-    memcpy(host, s, (size_t)(colon - s));
-    host[colon - s] = '\0';
-    char *end = NULL;
-    errno = 0;
-    unsigned long port = strtoul(colon + 1, &end, 10);
-    if (errno != 0 || end == colon + 1 || *end != '\0' || port == 0 || port > 65535)
+    uint32_t addr;
+    uint16_t port;
+    if (mdfeed_addr_parse(s, &addr, &port) != 0)
         return -EINVAL;
     memset(out, 0, sizeof(*out));
     out->sin_family = AF_INET;
-    out->sin_port = htons((uint16_t)port);
-    if (inet_pton(AF_INET, host, &out->sin_addr) != 1)
+    out->sin_port = htons(port);
+    out->sin_addr.s_addr = htonl(addr);
+    return 0;
+}
+
+/* Parses a duration in seconds, 0 < s <= 3600 (every load here is bounded in time). Returns 0
+ * or -EINVAL. */
+static inline int bench_parse_seconds(const char *s, double *out)
+{
+    char *end = NULL;
+    double v = strtod(s, &end);
+    if (end == s || *end != '\0' || !(v > 0 && v <= 3600))
         return -EINVAL;
+    *out = v;
     return 0;
 }
 

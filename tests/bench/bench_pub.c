@@ -71,15 +71,12 @@ static int parse_options(int argc, char **argv, options_t *o)
             o->password = colon + 1;
             break;
         }
-        case 'd': {
-            char *end = NULL;
-            o->duration_s = strtod(optarg, &end);
-            if (end == optarg || *end != '\0' || !(o->duration_s > 0 && o->duration_s <= 3600)) {
+        case 'd':
+            if (bench_parse_seconds(optarg, &o->duration_s) != 0) {
                 fprintf(stderr, "bench_pub: --duration: '%s' is not 0 < s <= 3600\n", optarg);
                 return -1;
             }
             break;
-        }
         case 'j':
             o->json = true;
             break;

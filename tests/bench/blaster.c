@@ -117,15 +117,12 @@ static int parse_options(int argc, char **argv, options_t *o)
         case 'h':
             usage(stdout);
             exit(0);
-        case 't': {
-            char *end = NULL;
-            o->duration_s = strtod(optarg, &end);
-            if (end == optarg || *end != '\0' || !(o->duration_s > 0 && o->duration_s <= 3600)) {
+        case 't':
+            if (bench_parse_seconds(optarg, &o->duration_s) != 0) {
                 fprintf(stderr, "blaster: --duration: '%s' is not 0 < seconds <= 3600\n", optarg);
                 return -1;
             }
             break;
-        }
         case 's':
         case 'm':
         case 'c':

@@ -119,15 +119,12 @@ static int parse_options(int argc, char **argv, options_t *o)
             else
                 o->idle_ms = v > 600000 ? 600000 : (unsigned)v;
             break;
-        case 'T': {
-            char *end = NULL;
-            o->timeout_s = strtod(optarg, &end);
-            if (end == optarg || *end != '\0' || !(o->timeout_s > 0 && o->timeout_s <= 3600)) {
+        case 'T':
+            if (bench_parse_seconds(optarg, &o->timeout_s) != 0) {
                 fprintf(stderr, "sink: --timeout: '%s' is not 0 < seconds <= 3600\n", optarg);
                 return -1;
             }
             break;
-        }
         case 'l':
             o->latency = true;
             break;
@@ -212,12 +209,12 @@ static void take_message(stats_t *s, const options_t *o, const uint8_t *msg, siz
     if (len < BENCH_MSG_MIN)
         return;
     if (o->latency) {
-        uint64_t ts = bench_get_be64(msg);
+        uint64_t ts = mdfeed_get_be64(msg);
         bench_hist_record(&s->hist, s->now_ns > ts ? s->now_ns - ts : 0);
     }
     if (o->mode != MODE_MOLD) {
         /* Streams carry no sequence numbers: continuity comes from the message index. */
-        uint64_t index = bench_get_be64(msg + 8);
+        uint64_t index = mdfeed_get_be64(msg + 8);
         uint64_t *next = &s->next_index[msg[16]];
         if (*next != 0 && index + 1 != *next) {
             if (index + 1 > *next) {

@@ -65,15 +65,12 @@ static int parse_options(int argc, char **argv, options_t *o)
             }
             o->consumers = (unsigned)v;
             break;
-        case 't': {
-            char *end = NULL;
-            o->timeout_s = strtod(optarg, &end);
-            if (end == optarg || *end != '\0' || !(o->timeout_s > 0 && o->timeout_s <= 3600)) {
+        case 't':
+            if (bench_parse_seconds(optarg, &o->timeout_s) != 0) {
                 fprintf(stderr, "tcp_fanout: --timeout: '%s' is not 0 < s <= 3600\n", optarg);
                 return -1;
             }
             break;
-        }
         case 'r':
             o->ready_file = optarg;
             break;
