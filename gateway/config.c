@@ -1,7 +1,9 @@
 /* The gateway's JSON config (cJSON). Every key is checked: unknown keys, wrong types and
  * values out of range are errors that name the key path and the reason, e.g.
  * "channels[1].session: must be 1-10 printable ASCII characters". */
-#include "gateway.h"
+#include "config.h"
+
+#include "log.h"
 
 #include <arpa/inet.h>
 #include <cjson/cJSON.h>

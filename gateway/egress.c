@@ -2,7 +2,7 @@
  * pointers, as libuv and liburing do feature detection). One connected UDP socket per group
  * (channel x line): connected sockets skip the per-datagram route and address work in the
  * kernel, which is what lets io_uring's IORING_OP_SEND beat sendmsg-style calls. */
-#include "gateway.h"
+#include "egress_backend.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -323,10 +323,27 @@ static int choose_backend(gw_egress_t *eg, gw_io_t io, uint32_t budget)
     return eg->ops->init(eg);
 }
 
+static void on_errqueue_timer(uv_timer_t *t)
+{
+    gw_egress_drain_errqueue(t->data);
+}
+
+/* IP_RECVERR queues local errors on the sockets' error queues: read them now and then (a
+ * recvmsg per socket that finds nothing, normally), at the pace of the heartbeat check. */
+static void start_errqueue_timer(gw_egress_t *eg, uint32_t heartbeat_ms)
+{
+    uint64_t tick = heartbeat_ms / 4 ? heartbeat_ms / 4 : 1;
+    uv_timer_init(eg->loop, &eg->errq_timer);
+    eg->errq_timer.data = eg;
+    uv_timer_start(&eg->errq_timer, on_errqueue_timer, tick, tick);
+    eg->errq_timer_on = true;
+}
+
 int gw_egress_init(gw_egress_t *eg, uv_loop_t *loop, const gw_config_t *cfg, gw_pool_t *pool,
                    gw_sent_cb on_sent, void *data)
 {
     memset(eg, 0, sizeof(*eg));
+    eg->backend_name = "none";
     for (unsigned i = 0; i < GW_MAX_SOCKETS; i++)
         eg->fds[i] = -1;
     eg->loop = loop;
@@ -346,6 +363,8 @@ int gw_egress_init(gw_egress_t *eg, uv_loop_t *loop, const gw_config_t *cfg, gw_
     }
     if (eg->ops != &gw_egress_uring_ops)
         eg->zc_min_len = UINT32_MAX;
+    eg->backend_name = eg->ops->name;
+    start_errqueue_timer(eg, cfg->mold_heartbeat_ms);
     gw_log(GW_LOG_INFO,
            "egress backend %s (io=%s), %u sockets, zero copy %s, registered buffers %s",
            eg->ops->name, gw_io_name(cfg->io), eg->nfds,
@@ -353,20 +372,58 @@ int gw_egress_init(gw_egress_t *eg, uv_loop_t *loop, const gw_config_t *cfg, gw_
     return 0;
 fail:
     eg->ops = NULL;
+    eg->backend_name = "none";
     close_sockets(eg);
     return -1;
+}
+
+const double gw_lat_bounds_us[GW_LAT_BUCKETS] = {1,  2,   5,   10,  20,   30,   40,   50,
+                                                 75, 100, 200, 500, 1000, 2000, 5000, 10000};
+const unsigned gw_flush_bounds[GW_FLUSH_BUCKETS] = {1, 2, 4, 8, 16, 32, 64, 128, 256, 512};
+
+static void observe_latency(gw_egress_stats_t *st, uint64_t ns, uint64_t weight)
+{
+    double us = (double)ns / 1000.0;
+    int i = 0;
+    while (i < GW_LAT_BUCKETS && us > gw_lat_bounds_us[i])
+        i++;
+    st->lat_buckets[i] += weight;
+    st->lat_sum_ns += ns * weight;
+    st->lat_count += weight;
+}
+
+static void observe_flush(gw_egress_stats_t *st, unsigned packets)
+{
+    int i = 0;
+    while (i < GW_FLUSH_BUCKETS && packets > gw_flush_bounds[i])
+        i++;
+    st->flush_buckets[i]++;
+    st->flush_sum += packets;
+    st->flush_count++;
 }
 
 int gw_egress_submit(gw_egress_t *eg, const gw_send_t *sends, unsigned n)
 {
     if (n == 0)
         return 0;
-    gw_metrics_observe_flush(n);
+    observe_flush(&eg->stats, n);
     return eg->ops->submit(eg, sends, n);
+}
+
+void gw_egress_drain(gw_egress_t *eg, int timeout_ms)
+{
+    if (eg->ops)
+        eg->ops->drain(eg, timeout_ms);
 }
 
 void gw_egress_close(gw_egress_t *eg)
 {
+    if (eg->errq_timer_on) {
+        uv_timer_stop(&eg->errq_timer);
+        uv_close((uv_handle_t *)&eg->errq_timer, NULL);
+        eg->errq_timer_on = false;
+    }
+    eg->backend_name = "none";
     if (eg->ops) {
         eg->ops->drain(eg, 1000);
         eg->ops->close(eg);
@@ -388,8 +445,8 @@ void gw_egress_count_retry(gw_egress_t *eg, int res, bool short_send)
     eg->retries++;
     if (eg->probing)
         return;
-    gw_metrics.send_retries++;
-    gw_metrics.send_retry_reasons[reason]++;
+    eg->stats.send_retries++;
+    eg->stats.retry_reasons[reason]++;
 }
 
 void gw_egress_backoff_update(gw_egress_t *eg, bool failed_again)
@@ -415,7 +472,7 @@ void gw_egress_drain_errqueue(gw_egress_t *eg)
                                 .msg_controllen = sizeof(ctl)};
             if (recvmsg(eg->fds[i], &mh, MSG_ERRQUEUE | MSG_DONTWAIT) < 0)
                 break; /* EAGAIN: empty */
-            eg->errqueue_msgs++;
+            eg->stats.errqueue_msgs++;
             int ee_errno = 0;
             for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c))
                 if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_RECVERR) {
@@ -423,10 +480,10 @@ void gw_egress_drain_errqueue(gw_egress_t *eg)
                     memcpy(&ee, CMSG_DATA(c), sizeof(ee));
                     ee_errno = (int)ee.ee_errno;
                 }
-            if (eg->errqueue_msgs <= 10 || eg->errqueue_msgs % 10000 == 0)
+            if (eg->stats.errqueue_msgs <= 10 || eg->stats.errqueue_msgs % 10000 == 0)
                 gw_log(GW_LOG_WARN, "socket %u error queue: %s (%llu so far)", i,
                        ee_errno ? strerror(ee_errno) : "unknown",
-                       (unsigned long long)eg->errqueue_msgs);
+                       (unsigned long long)eg->stats.errqueue_msgs);
         }
     }
 }
@@ -438,14 +495,14 @@ void gw_egress_complete(gw_egress_t *eg, const gw_send_t *send, int res)
     if (eg->probing) {
         /* The start-up probe's own datagrams: not part of the feed. */
     } else if (res >= 0) {
-        gw_metrics.packets_out[send->sock]++;
-        gw_metrics.bytes_out[send->sock] += (uint64_t)res;
+        eg->stats.packets_out[send->sock]++;
+        eg->stats.bytes_out[send->sock] += (uint64_t)res;
         /* Latency once per packet (on its first line), weighted by its messages. */
         if (pkt->count && send->sock % GW_MAX_LINES == 0)
-            gw_metrics_observe_latency(now - pkt->first_arrival_ns, pkt->count);
+            observe_latency(&eg->stats, now - pkt->first_arrival_ns, pkt->count);
     } else {
         eg->errors++;
-        gw_metrics.send_errors++;
+        eg->stats.send_errors++;
         if (eg->errors < 10 || eg->errors % 10000 == 0)
             gw_log(GW_LOG_ERROR, "send on socket %u failed: %s (%llu errors so far)", send->sock,
                    strerror(-res), (unsigned long long)eg->errors);

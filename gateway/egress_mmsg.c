@@ -9,7 +9,7 @@
  * Either way the loop never blocks on a slow link, nothing is dropped, order is kept (sendmmsg
  * stops at the first failure), and the packet buffers held by the backlog make ingress pause
  * (backpressure in main.c) until the link catches up. */
-#include "gateway.h"
+#include "egress_backend.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -145,7 +145,7 @@ static bool enqueue(mmsg_fc_t *fc, const gw_send_t *snd)
         return false;
     fc->q[(fc->head + fc->len++) % BACKLOG_CAP] = *snd;
     fc->m->waiting++;
-    fc->eg->congestion_waits++;
+    fc->eg->stats.congestion_waits++;
     return true;
 }
 
@@ -303,7 +303,7 @@ static void mmsg_close(gw_egress_t *eg)
         mmsg_fc_t *fc = &m->fc[i];
         /* Sends still waiting go down with the gateway: release their buffers, counted. */
         for (; fc->len; fc->len--, fc->head = (fc->head + 1) % BACKLOG_CAP) {
-            gw_metrics.send_errors++;
+            eg->stats.send_errors++;
             if (--fc->q[fc->head].pkt->refs == 0)
                 gw_pool_put(eg->pool, fc->q[fc->head].pkt);
         }

@@ -43,7 +43,7 @@
  * flow control, retries), but the packet buffer is handed back only with the notification:
  * until then the slot keeps an extra packet reference. IORING_SEND_ZC_REPORT_USAGE makes the
  * notification say whether the kernel copied after all (counted in zc_copied). */
-#include "gateway.h"
+#include "egress_backend.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -238,7 +238,7 @@ static void uring_close(gw_egress_t *eg)
     for (unsigned i = 0; i < GW_MAX_SOCKETS; i++) {
         sock_fc_t *fc = &u->fc[i];
         for (; fc->blen; fc->blen--, fc->bhead = (fc->bhead + 1) % BACKLOG_CAP) {
-            gw_metrics.send_errors++;
+            eg->stats.send_errors++;
             if (--fc->backlog[fc->bhead].pkt->refs == 0)
                 gw_pool_put(eg->pool, fc->backlog[fc->bhead].pkt);
         }
@@ -341,11 +341,11 @@ static void prep_slot(uring_t *u, uint32_t s, bool link)
     } else if (eg->fixed_bufs) {
         io_uring_prep_send_zc_fixed(sqe, snd->sock, snd->pkt->buf, snd->pkt->len, 0,
                                     IORING_SEND_ZC_REPORT_USAGE, 0);
-        eg->zc_sends++;
+        eg->stats.zc_sends++;
     } else {
         io_uring_prep_send_zc(sqe, snd->sock, snd->pkt->buf, snd->pkt->len, 0,
                               IORING_SEND_ZC_REPORT_USAGE);
-        eg->zc_sends++;
+        eg->stats.zc_sends++;
     }
     sqe->flags |= IOSQE_FIXED_FILE | (link ? IOSQE_IO_LINK : 0);
     io_uring_sqe_set_data64(sqe, s);
@@ -382,9 +382,9 @@ static void release_slot(gw_egress_t *eg, uring_t *u, uint32_t s)
 /* A zero-copy notification: the kernel is done with the buffer of slot `s`. */
 static void on_notification(gw_egress_t *eg, uring_t *u, uint32_t s, int res)
 {
-    eg->zc_notifs++;
+    eg->stats.zc_notifs++;
     if ((uint32_t)res & IORING_NOTIF_USAGE_ZC_COPIED)
-        eg->zc_copied++;
+        eg->stats.zc_copied++;
     if (u->zc_early_release)
         return; /* the deliberate bug: the slot was already released with its result */
     if (--u->notifs[s] == 0 && u->done[s])
@@ -632,7 +632,7 @@ static bool defer(gw_egress_t *eg, uring_t *u, sock_fc_t *fc, const gw_send_t *s
         return false;
     fc->backlog[(fc->bhead + fc->blen++) % BACKLOG_CAP] = *snd;
     u->backlogged++;
-    eg->congestion_waits++;
+    eg->stats.congestion_waits++;
     return true;
 }
 
@@ -719,7 +719,7 @@ static void on_eventfd(uv_poll_t *h, int status, int events)
         (void)io_uring_get_events(&u->ring); /* runs the deferred task work: posts the CQEs */
     unsigned before = eg->inflight;
     reap(eg, u);
-    eg->async_completions += before - eg->inflight;
+    eg->stats.async_completions += before - eg->inflight;
     flush_backlogs(eg, u);
 }
 

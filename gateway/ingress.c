@@ -2,7 +2,9 @@
  * configured username/password (which names its channel) and sends unsequenced data packets,
  * one message each. Anything malformed or out of order closes that connection only, with a
  * log line naming the peer and the reason; every other publisher keeps flowing. */
-#include "gateway.h"
+#include "ingress.h"
+
+#include "log.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -12,7 +14,7 @@
 
 typedef struct conn {
     uv_tcp_t tcp;
-    gw_t *gw;
+    gw_ingress_t *in;
     struct conn *prev, *next;
     mdfeed_soup_parser_t parser;
     int user; /* index into cfg.users, -1 before login */
@@ -23,18 +25,23 @@ typedef struct conn {
 } conn_t;
 
 struct gw_ingress {
+    uv_loop_t *loop;
+    const gw_config_t *cfg;
+    gw_sequencer_t *sq;
+    gw_ingress_stats_t *stats;
+    bool paused;   /* back-pressure: publishers are not read */
+    bool stopping; /* nothing is sequenced after stop */
     uv_tcp_t server;
     uv_timer_t timer;
     conn_t *conns;
     int nconns;
-    int publishers;   /* logged in */
     int open_handles; /* freed when both the server and the timer have closed */
     char rbuf[65536];
 };
 
-const char *const gw_close_reason_names[8] = {"garbage",      "oversize",     "empty_frame",
-                                              "before_login", "second_login", "bad_login",
-                                              "idle",         "other"};
+const char *const gw_close_reason_names[GW_CLOSE_NREASONS] = {
+    "garbage",      "oversize",  "empty_frame", "before_login",
+    "second_login", "bad_login", "idle",        "other"};
 
 static void on_conn_closed(uv_handle_t *h)
 {
@@ -48,16 +55,16 @@ static void close_conn(conn_t *c, int reason, const char *detail)
     if (c->closing)
         return;
     c->closing = true;
-    gw_ingress_t *in = c->gw->ingress;
+    gw_ingress_t *in = c->in;
     if (reason >= 0) {
-        gw_metrics.rejected[reason]++;
+        in->stats->rejected[reason]++;
         gw_log(GW_LOG_WARN, "publisher %s%s%s: closing: %s", c->peer, c->user >= 0 ? " user " : "",
-               c->user >= 0 ? c->gw->cfg.users[c->user].username : "", detail);
+               c->user >= 0 ? in->cfg->users[c->user].username : "", detail);
     } else {
         gw_log(GW_LOG_INFO, "publisher %s: %s", c->peer, detail);
     }
     if (c->user >= 0)
-        in->publishers--;
+        in->stats->publishers--;
     if (c->prev)
         c->prev->next = c->next;
     else
@@ -87,7 +94,7 @@ static void send_frame(conn_t *c, const void *frame, size_t len)
     uv_buf_t b = uv_buf_init((char *)frame, (unsigned)len);
     int rc = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
     if (rc == (int)len) {
-        c->last_tx_ms = uv_now(c->gw->loop);
+        c->last_tx_ms = uv_now(c->in->loop);
         return;
     }
     size_t off = rc > 0 ? (size_t)rc : 0;
@@ -101,7 +108,7 @@ static void send_frame(conn_t *c, const void *frame, size_t len)
     w->req.data = w;
     if (uv_write(&w->req, (uv_stream_t *)&c->tcp, &w->buf, 1, on_written) != 0)
         free(w);
-    c->last_tx_ms = uv_now(c->gw->loop);
+    c->last_tx_ms = uv_now(c->in->loop);
 }
 
 static int find_user(const gw_config_t *cfg, const mdfeed_soup_login_t *l)
@@ -119,14 +126,15 @@ static void reject(conn_t *c, char reason, const char *why)
     int n = mdfeed_soup_encode_login_rejected(f, sizeof(f), reason);
     if (n > 0)
         send_frame(c, f, (size_t)n);
-    gw_metrics.rejected[GW_CLOSE_BAD_LOGIN]++;
+    c->in->stats->rejected[GW_CLOSE_BAD_LOGIN]++;
     gw_log(GW_LOG_WARN, "publisher %s: login rejected (%c): %s", c->peer, reason, why);
     close_conn(c, -1, "closed after login reject");
 }
 
 static int on_login(conn_t *c, const uint8_t *payload, size_t len)
 {
-    gw_t *gw = c->gw;
+    gw_ingress_t *in = c->in;
+    const gw_config_t *cfg = in->cfg;
     mdfeed_soup_login_t login;
     if (c->user >= 0) {
         close_conn(c, GW_CLOSE_SECOND_LOGIN, "second login request");
@@ -139,14 +147,14 @@ static int on_login(conn_t *c, const uint8_t *payload, size_t len)
         close_conn(c, GW_CLOSE_BAD_LOGIN, why);
         return 1;
     }
-    int u = find_user(&gw->cfg, &login);
+    int u = find_user(cfg, &login);
     if (u < 0) {
         reject(c, MDFEED_SOUP_REJECT_NOT_AUTHORIZED, "unknown user or wrong password");
         return 1;
     }
-    int ch = gw->cfg.users[u].channel;
+    int ch = cfg->users[u].channel;
     char session[MDFEED_MOLD_SESSION_LEN + 1];
-    mdfeed_mold_session_str(gw->cfg.channels[ch].session, session);
+    mdfeed_mold_session_str(cfg->channels[ch].session, session);
     if (login.session[0] && strcmp(login.session, session) != 0) {
         reject(c, MDFEED_SOUP_REJECT_SESSION_NOT_AVAIL, "requested session is not current");
         return 1;
@@ -154,15 +162,15 @@ static int on_login(conn_t *c, const uint8_t *payload, size_t len)
     mdfeed_soup_accept_t acc;
     memset(&acc, 0, sizeof(acc));
     snprintf(acc.session, sizeof(acc.session), "%s", session);
-    acc.seq = gw->chans[ch].next_seq;
+    acc.seq = gw_sequencer_next(in->sq, ch);
     uint8_t f[64];
     int n = mdfeed_soup_encode_login_accepted(f, sizeof(f), &acc);
     if (n > 0)
         send_frame(c, f, (size_t)n);
     c->user = u;
-    gw->ingress->publishers++;
+    in->stats->publishers++;
     gw_log(GW_LOG_INFO, "publisher %s: logged in as %s on channel %s", c->peer,
-           gw->cfg.users[u].username, gw->cfg.channels[ch].name);
+           cfg->users[u].username, cfg->channels[ch].name);
     return 0;
 }
 
@@ -182,7 +190,7 @@ static __attribute__((noinline)) void close_bad_type(conn_t *c, char type)
 static int on_frame(void *data, char type, const uint8_t *payload, size_t len)
 {
     conn_t *c = data;
-    gw_t *gw = c->gw;
+    gw_ingress_t *in = c->in;
     switch (type) {
     case MDFEED_SOUP_LOGIN_REQUEST:
         return on_login(c, payload, len);
@@ -191,14 +199,15 @@ static int on_frame(void *data, char type, const uint8_t *payload, size_t len)
             close_conn(c, GW_CLOSE_BEFORE_LOGIN, "data before login");
             return 1;
         }
-        if (gw->stopping)
+        if (in->stopping)
             return 0; /* ingress is stopping: nothing after the end of session */
-        if (gw_sequence(gw, gw->cfg.users[c->user].channel, payload, len, c->arrival_ns) == 0) {
+        if (gw_sequence(in->sq, in->cfg->users[c->user].channel, payload, len, c->arrival_ns) ==
+            0) {
             close_conn(c, GW_CLOSE_OTHER, "message could not be sequenced");
             return 1;
         }
-        gw_metrics.messages_in[c->user]++;
-        gw_metrics.bytes_in[c->user] += len;
+        in->stats->messages_in[c->user]++;
+        in->stats->bytes_in[c->user] += len;
         return 0;
     case MDFEED_SOUP_CLIENT_HEARTBEAT:
     case MDFEED_SOUP_DEBUG:
@@ -214,36 +223,35 @@ static int on_frame(void *data, char type, const uint8_t *payload, size_t len)
 
 /* Hot path: the complete unsequenced-data frames of a logged-in publisher, taken straight
  * from the read buffer without the parser's per-frame callback, with the per-user counters
- * added once per read. It applies the parser's checks (length 0, length over max_frame) and
- * stops at the first frame that is anything else -- another type, a bad length, a frame cut
- * by the end of the read -- so the parser takes the rest from exactly there with its own
- * rules. Returns the bytes consumed; a message that cannot be sequenced closes the
- * connection, as on_frame() does. */
+ * added once per read. Frames are cut by the library's own rule (mdfeed_soup_frame_complete,
+ * the parser's), and it stops at the first frame that is anything else -- another type, a
+ * bad length, a frame cut by the end of the read -- so the parser takes the rest from
+ * exactly there and reports with its own codes. Returns the bytes consumed; a message that
+ * cannot be sequenced closes the connection, as on_frame() does. */
 static size_t sequence_data_frames(conn_t *c, const uint8_t *in, size_t n)
 {
-    gw_t *gw = c->gw;
-    if (c->user < 0 || gw->stopping || c->parser.error || mdfeed_soup_parser_partial(&c->parser))
+    gw_ingress_t *ig = c->in;
+    if (c->user < 0 || ig->stopping || c->parser.error || mdfeed_soup_parser_partial(&c->parser))
         return 0;
-    int ch = gw->cfg.users[c->user].channel;
+    int ch = ig->cfg->users[c->user].channel;
     size_t max_frame = c->parser.max_frame;
     const uint8_t *p = in, *end = in + n;
     uint64_t msgs = 0, bytes = 0;
-    while (end - p >= MDFEED_SOUP_LEN_PREFIX + 1) {
-        size_t flen = ((size_t)p[0] << 8) | p[1];
-        if (flen == 0 || flen > max_frame || flen + MDFEED_SOUP_LEN_PREFIX > (size_t)(end - p) ||
-            p[MDFEED_SOUP_LEN_PREFIX] != MDFEED_SOUP_UNSEQUENCED_DATA)
+    for (;;) {
+        size_t size = mdfeed_soup_frame_complete(p, (size_t)(end - p), max_frame);
+        if (size == 0 || p[MDFEED_SOUP_LEN_PREFIX] != MDFEED_SOUP_UNSEQUENCED_DATA)
             break;
-        size_t len = flen - 1;
-        if (gw_sequence(gw, ch, p + MDFEED_SOUP_LEN_PREFIX + 1, len, c->arrival_ns) == 0) {
+        size_t len = size - MDFEED_SOUP_LEN_PREFIX - 1;
+        if (gw_sequence(ig->sq, ch, p + MDFEED_SOUP_LEN_PREFIX + 1, len, c->arrival_ns) == 0) {
             close_conn(c, GW_CLOSE_OTHER, "message could not be sequenced");
             break;
         }
         msgs++;
         bytes += len;
-        p += flen + MDFEED_SOUP_LEN_PREFIX;
+        p += size;
     }
-    gw_metrics.messages_in[c->user] += msgs;
-    gw_metrics.bytes_in[c->user] += bytes;
+    ig->stats->messages_in[c->user] += msgs;
+    ig->stats->bytes_in[c->user] += bytes;
     return (size_t)(p - in);
 }
 
@@ -265,7 +273,7 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
     (void)suggested;
     conn_t *c = h->data;
-    gw_ingress_t *in = c->gw->ingress;
+    gw_ingress_t *in = c->in;
     /* Reads are parsed synchronously in on_read, so one buffer serves every connection. */
     *buf = uv_buf_init(in->rbuf, sizeof(in->rbuf));
 }
@@ -285,12 +293,12 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
             close_conn(c, GW_CLOSE_OTHER, uv_strerror((int)n));
         return;
     }
-    c->last_rx_ms = uv_now(c->gw->loop);
+    c->last_rx_ms = uv_now(c->in->loop);
     c->arrival_ns = uv_hrtime(); /* one clock read per read(), shared by its messages */
     /* The parser finishes a frame split by the previous read, the fast path takes the run of
      * data frames after it, and the parser takes whatever the fast path stops at, to the end
      * (at most two parser feeds per read beyond the one-byte steps of a split prefix). */
-    const uint8_t *in = (const uint8_t *)c->gw->ingress->rbuf;
+    const uint8_t *in = (const uint8_t *)c->in->rbuf;
     size_t off = 0, len = (size_t)n;
     int rc = 0;
     while (off < len && rc == 0 && !c->closing) {
@@ -318,7 +326,7 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 
 static void on_connection(uv_stream_t *server, int status)
 {
-    gw_t *gw = server->data;
+    gw_ingress_t *in = server->data;
     if (status < 0) {
         gw_log(GW_LOG_WARN, "ingress accept: %s", uv_strerror(status));
         return;
@@ -326,13 +334,13 @@ static void on_connection(uv_stream_t *server, int status)
     conn_t *c = calloc(1, sizeof(*c));
     if (!c)
         return;
-    c->gw = gw;
+    c->in = in;
     c->user = -1;
-    uv_tcp_init(gw->loop, &c->tcp);
+    uv_tcp_init(in->loop, &c->tcp);
     c->tcp.data = c;
     /* The largest frame: type byte + the largest message one packet can carry. */
     size_t max_frame =
-        1 + gw->cfg.payload_budget - MDFEED_MOLD_HEADER_LEN - MDFEED_MOLD_BLOCK_HDR_LEN;
+        1 + in->cfg->payload_budget - MDFEED_MOLD_HEADER_LEN - MDFEED_MOLD_BLOCK_HDR_LEN;
     if (mdfeed_soup_parser_init(&c->parser, max_frame) != 0 ||
         uv_accept(server, (uv_stream_t *)&c->tcp) != 0) {
         uv_close((uv_handle_t *)&c->tcp, on_conn_closed);
@@ -349,14 +357,13 @@ static void on_connection(uv_stream_t *server, int status)
     }
     snprintf(c->peer, sizeof(c->peer), "%s:%u", ip, port);
     uv_tcp_nodelay(&c->tcp, 1);
-    gw_ingress_t *in = gw->ingress;
     c->next = in->conns;
     if (in->conns)
         in->conns->prev = c;
     in->conns = c;
     in->nconns++;
-    c->last_rx_ms = c->last_tx_ms = uv_now(gw->loop);
-    if (!gw->ingress_paused)
+    c->last_rx_ms = c->last_tx_ms = uv_now(in->loop);
+    if (!in->paused)
         uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
     gw_log(GW_LOG_DEBUG, "publisher %s: connected", c->peer);
 }
@@ -364,18 +371,18 @@ static void on_connection(uv_stream_t *server, int status)
 /* Server heartbeats after a second of silence, and drops of silent clients. */
 static void on_timer(uv_timer_t *t)
 {
-    gw_t *gw = t->data;
-    uint64_t now = uv_now(gw->loop);
+    gw_ingress_t *in = t->data;
+    uint64_t now = uv_now(in->loop);
     conn_t *next;
-    for (conn_t *c = gw->ingress->conns; c; c = next) {
+    for (conn_t *c = in->conns; c; c = next) {
         next = c->next;
-        if (gw->ingress_paused)
+        if (in->paused)
             c->last_rx_ms = now; /* we are not reading: their silence is ours */
-        if (now - c->last_rx_ms >= gw->cfg.idle_timeout_ms) {
+        if (now - c->last_rx_ms >= in->cfg->idle_timeout_ms) {
             close_conn(c, GW_CLOSE_IDLE, "silent past the idle timeout");
             continue;
         }
-        if (c->user >= 0 && now - c->last_tx_ms >= gw->cfg.ingress_heartbeat_ms) {
+        if (c->user >= 0 && now - c->last_tx_ms >= in->cfg->ingress_heartbeat_ms) {
             uint8_t f[4];
             int n = mdfeed_soup_encode(f, sizeof(f), MDFEED_SOUP_SERVER_HEARTBEAT, NULL, 0);
             if (n > 0)
@@ -384,27 +391,32 @@ static void on_timer(uv_timer_t *t)
     }
 }
 
-int gw_ingress_start(gw_t *gw)
+int gw_ingress_start(gw_ingress_t **out, uv_loop_t *loop, const gw_config_t *cfg,
+                     gw_sequencer_t *sq, gw_ingress_stats_t *stats)
 {
     gw_ingress_t *in = calloc(1, sizeof(*in));
+    *out = in;
     if (!in)
         return -1;
-    gw->ingress = in;
-    uv_tcp_init(gw->loop, &in->server);
-    in->server.data = gw;
-    uv_timer_init(gw->loop, &in->timer);
-    in->timer.data = gw;
-    int rc = uv_tcp_bind(&in->server, (const struct sockaddr *)&gw->cfg.ingress_listen, 0);
+    in->loop = loop;
+    in->cfg = cfg;
+    in->sq = sq;
+    in->stats = stats;
+    uv_tcp_init(loop, &in->server);
+    in->server.data = in;
+    uv_timer_init(loop, &in->timer);
+    in->timer.data = in;
+    int rc = uv_tcp_bind(&in->server, (const struct sockaddr *)&cfg->ingress_listen, 0);
     if (rc == 0)
         rc = uv_listen((uv_stream_t *)&in->server, 128, on_connection);
     char ip[INET_ADDRSTRLEN];
-    inet_ntop(AF_INET, &gw->cfg.ingress_listen.sin_addr, ip, sizeof(ip));
+    inet_ntop(AF_INET, &cfg->ingress_listen.sin_addr, ip, sizeof(ip));
     if (rc) {
-        gw_log(GW_LOG_ERROR, "ingress listen on %s:%u: %s", ip,
-               ntohs(gw->cfg.ingress_listen.sin_port), uv_strerror(rc));
+        gw_log(GW_LOG_ERROR, "ingress listen on %s:%u: %s", ip, ntohs(cfg->ingress_listen.sin_port),
+               uv_strerror(rc));
         return -1;
     }
-    uint64_t tick = gw->cfg.ingress_heartbeat_ms / 4 ? gw->cfg.ingress_heartbeat_ms / 4 : 1;
+    uint64_t tick = cfg->ingress_heartbeat_ms / 4 ? cfg->ingress_heartbeat_ms / 4 : 1;
     uv_timer_start(&in->timer, on_timer, tick, tick);
     struct sockaddr_in bound;
     int bl = sizeof(bound);
@@ -421,27 +433,25 @@ static void free_ingress(uv_handle_t *h)
         free(in);
 }
 
-void gw_ingress_stop(gw_t *gw)
+void gw_ingress_stop(gw_ingress_t *in)
 {
-    gw_ingress_t *in = gw->ingress;
     if (!in)
         return;
+    in->stopping = true;
     while (in->conns)
         close_conn(in->conns, -1, "gateway shutting down");
     uv_timer_stop(&in->timer);
     in->open_handles = 2;
-    in->timer.data = in;
     uv_close((uv_handle_t *)&in->timer, free_ingress);
-    in->server.data = in;
     uv_close((uv_handle_t *)&in->server, free_ingress);
-    gw->ingress = NULL;
 }
 
-void gw_ingress_set_paused(gw_t *gw, bool paused)
+void gw_ingress_set_paused(gw_ingress_t *in, bool paused)
 {
-    if (!gw->ingress)
+    if (!in)
         return;
-    for (conn_t *c = gw->ingress->conns; c; c = c->next) {
+    in->paused = paused;
+    for (conn_t *c = in->conns; c; c = c->next) {
         if (c->closing)
             continue;
         if (paused)
@@ -449,9 +459,4 @@ void gw_ingress_set_paused(gw_t *gw, bool paused)
         else
             uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
     }
-}
-
-int gw_ingress_publishers(const gw_t *gw)
-{
-    return gw->ingress ? gw->ingress->publishers : 0;
 }

@@ -4,7 +4,9 @@
  * B) and consumers arbitrate. On every (re)connection the gateway logs in asking for the next
  * sequence number it needs, so nothing is lost across a reconnect: replayed messages it already
  * has are skipped, and a gap the server cannot fill is logged and counted. */
-#include "gateway.h"
+#include "ingress.h"
+
+#include "log.h"
 
 #include <arpa/inet.h>
 #include <stdio.h>
@@ -13,8 +15,8 @@
 
 enum { UP_IDLE, UP_CONNECTING, UP_LOGIN_SENT, UP_ACTIVE, UP_ENDED };
 
-typedef struct gw_upstream {
-    gw_t *gw;
+typedef struct up {
+    gw_upstreams_t *ups;
     int ch;
     int state;
     uv_tcp_t tcp;
@@ -30,11 +32,20 @@ typedef struct gw_upstream {
     char rbuf[65536];
 } up_t;
 
+struct gw_upstreams {
+    uv_loop_t *loop;
+    const gw_config_t *cfg;
+    gw_sequencer_t *sq;
+    gw_upstream_stats_t *stats;
+    bool paused; /* back-pressure: upstreams are not read */
+    up_t up[GW_MAX_CHANNELS];
+};
+
 static void schedule_reconnect(up_t *u);
 
 static const gw_channel_config_t *chan_cfg(const up_t *u)
 {
-    return &u->gw->cfg.channels[u->ch];
+    return &u->ups->cfg->channels[u->ch];
 }
 
 typedef struct {
@@ -60,7 +71,7 @@ static void send_frame(up_t *u, const void *frame, size_t len)
     w->req.data = w;
     if (uv_write(&w->req, (uv_stream_t *)&u->tcp, &b, 1, on_written) != 0)
         free(w);
-    u->last_tx_ms = uv_now(u->gw->loop);
+    u->last_tx_ms = uv_now(u->ups->loop);
 }
 
 static void on_closed(uv_handle_t *h)
@@ -78,7 +89,7 @@ static void drop(up_t *u, int level, const char *why)
         return;
     gw_log(level, "channel %s: upstream %s", chan_cfg(u)->name, why);
     if (u->state == UP_ACTIVE)
-        gw_metrics.up_connected[u->ch] = 0;
+        u->ups->stats->connected[u->ch] = 0;
     if (u->state != UP_ENDED)
         u->state = UP_IDLE;
     uv_read_stop((uv_stream_t *)&u->tcp);
@@ -88,7 +99,8 @@ static void drop(up_t *u, int level, const char *why)
 static int on_accepted(up_t *u, const uint8_t *payload, size_t len)
 {
     mdfeed_soup_accept_t acc;
-    gw_channel_t *c = &u->gw->chans[u->ch];
+    gw_sequencer_t *sq = u->ups->sq;
+    gw_upstream_stats_t *st = u->ups->stats;
     if (mdfeed_soup_decode_login_accepted(payload, len, &acc) != 0) {
         drop(u, GW_LOG_WARN, "sent a malformed login accepted");
         return 1;
@@ -96,18 +108,17 @@ static int on_accepted(up_t *u, const uint8_t *payload, size_t len)
     u->state = UP_ACTIVE;
     u->failures = 0;
     u->expect = acc.seq;
-    gw_metrics.up_connects[u->ch]++;
-    gw_metrics.up_connected[u->ch] = 1;
-    if (acc.seq > c->next_seq) {
+    st->connects[u->ch]++;
+    st->connected[u->ch] = 1;
+    uint64_t next = gw_sequencer_next(sq, u->ch);
+    if (acc.seq > next) {
         /* The server cannot replay what we miss: follow its numbering, count the gap. */
-        gw_metrics.up_skipped[u->ch] += acc.seq - c->next_seq;
+        st->skipped[u->ch] += acc.seq - next;
         gw_log(GW_LOG_WARN,
                "channel %s: upstream resumes at %llu but %llu was next: %llu messages lost",
-               chan_cfg(u)->name, (unsigned long long)acc.seq, (unsigned long long)c->next_seq,
-               (unsigned long long)(acc.seq - c->next_seq));
-        gw_flush(u->gw); /* what we have goes out under the old numbering first */
-        c->next_seq = acc.seq;
-        c->flushed_seq = acc.seq;
+               chan_cfg(u)->name, (unsigned long long)acc.seq, (unsigned long long)next,
+               (unsigned long long)(acc.seq - next));
+        gw_sequencer_skip_to(sq, u->ch, acc.seq);
     }
     gw_log(GW_LOG_INFO, "channel %s: upstream session %s accepted, next sequence %llu",
            chan_cfg(u)->name, acc.session, (unsigned long long)acc.seq);
@@ -116,19 +127,19 @@ static int on_accepted(up_t *u, const uint8_t *payload, size_t len)
 
 static int on_sequenced(up_t *u, const uint8_t *payload, size_t len)
 {
-    gw_channel_t *c = &u->gw->chans[u->ch];
+    gw_sequencer_t *sq = u->ups->sq;
     uint64_t seq = u->expect++;
-    if (seq < c->next_seq) {
-        gw_metrics.up_duplicates[u->ch]++; /* replay of what we already sequenced */
+    if (seq < gw_sequencer_next(sq, u->ch)) {
+        u->ups->stats->duplicates[u->ch]++; /* replay of what we already sequenced */
         return 0;
     }
-    if (u->gw->stopping)
+    if (u->stopping)
         return 0;
-    if (gw_sequence(u->gw, u->ch, payload, len, u->arrival_ns) == 0) {
+    if (gw_sequence(sq, u->ch, payload, len, u->arrival_ns) == 0) {
         drop(u, GW_LOG_ERROR, "message could not be sequenced");
         return 1;
     }
-    gw_metrics.up_messages[u->ch]++;
+    u->ups->stats->messages[u->ch]++;
     return 0;
 }
 
@@ -183,7 +194,7 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
         drop(u, GW_LOG_WARN, n == UV_EOF ? "closed the connection" : uv_strerror((int)n));
         return;
     }
-    u->last_rx_ms = uv_now(u->gw->loop);
+    u->last_rx_ms = uv_now(u->ups->loop);
     u->arrival_ns = uv_hrtime();
     int rc = mdfeed_soup_parser_feed(&u->parser, u->rbuf, (size_t)n, on_frame, u);
     if (rc < 0)
@@ -207,27 +218,27 @@ static void on_connect(uv_connect_t *req, int status)
     snprintf(login.username, sizeof(login.username), "%s", chan_cfg(u)->upstream_user);
     snprintf(login.password, sizeof(login.password), "%s", chan_cfg(u)->upstream_pass);
     snprintf(login.session, sizeof(login.session), "%s", chan_cfg(u)->upstream_session);
-    login.seq = u->gw->chans[u->ch].next_seq;
+    login.seq = gw_sequencer_next(u->ups->sq, u->ch);
     uint8_t f[64];
     int len = mdfeed_soup_encode_login_request(f, sizeof(f), &login);
     u->state = UP_LOGIN_SENT;
-    u->last_rx_ms = uv_now(u->gw->loop);
+    u->last_rx_ms = uv_now(u->ups->loop);
     uv_tcp_nodelay(&u->tcp, 1);
     if (len > 0)
         send_frame(u, f, (size_t)len);
-    if (!u->gw->ingress_paused)
+    if (!u->ups->paused)
         uv_read_start((uv_stream_t *)&u->tcp, on_alloc, on_read);
 }
 
 static void connect_now(up_t *u)
 {
     size_t max_frame =
-        1 + u->gw->cfg.payload_budget - MDFEED_MOLD_HEADER_LEN - MDFEED_MOLD_BLOCK_HDR_LEN;
+        1 + u->ups->cfg->payload_budget - MDFEED_MOLD_HEADER_LEN - MDFEED_MOLD_BLOCK_HDR_LEN;
     if (mdfeed_soup_parser_init(&u->parser, max_frame) != 0) {
         schedule_reconnect(u);
         return;
     }
-    uv_tcp_init(u->gw->loop, &u->tcp);
+    uv_tcp_init(u->ups->loop, &u->tcp);
     u->tcp.data = u;
     u->tcp_open = true;
     u->state = UP_CONNECTING;
@@ -246,15 +257,15 @@ static void connect_now(up_t *u)
 static void on_timer(uv_timer_t *t)
 {
     up_t *u = t->data;
-    const gw_config_t *cfg = &u->gw->cfg;
+    const gw_config_t *cfg = u->ups->cfg;
     if (u->stopping || u->state == UP_ENDED)
         return;
     if (!u->tcp_open) {
         connect_now(u);
         return;
     }
-    uint64_t now = uv_now(u->gw->loop);
-    if (u->gw->ingress_paused)
+    uint64_t now = uv_now(u->ups->loop);
+    if (u->ups->paused)
         u->last_rx_ms = now; /* we are not reading: the silence is ours */
     if (u->state >= UP_LOGIN_SENT && now - u->last_rx_ms >= cfg->idle_timeout_ms) {
         drop(u, GW_LOG_WARN, "silent past the idle timeout");
@@ -270,48 +281,54 @@ static void on_timer(uv_timer_t *t)
 
 static void schedule_reconnect(up_t *u)
 {
-    uint64_t tick = u->gw->cfg.ingress_heartbeat_ms / 4 ? u->gw->cfg.ingress_heartbeat_ms / 4 : 1;
+    const gw_config_t *cfg = u->ups->cfg;
+    uint64_t tick = cfg->ingress_heartbeat_ms / 4 ? cfg->ingress_heartbeat_ms / 4 : 1;
     uv_timer_start(&u->timer, on_timer, chan_cfg(u)->reconnect_ms, tick);
 }
 
-int gw_upstream_start(gw_t *gw)
+int gw_upstream_start(gw_upstreams_t **out, uv_loop_t *loop, const gw_config_t *cfg,
+                      gw_sequencer_t *sq, gw_upstream_stats_t *stats)
 {
+    *out = NULL;
     int n = 0;
-    for (int ch = 0; ch < gw->cfg.nchannels; ch++)
-        n += gw->cfg.channels[ch].upstream;
+    for (int ch = 0; ch < cfg->nchannels; ch++)
+        n += cfg->channels[ch].upstream;
     if (n == 0)
         return 0;
-    up_t *ups = calloc((size_t)gw->cfg.nchannels, sizeof(*ups));
+    gw_upstreams_t *ups = calloc(1, sizeof(*ups));
     if (!ups)
         return -1;
-    gw->upstreams = ups;
-    for (int ch = 0; ch < gw->cfg.nchannels; ch++) {
-        up_t *u = &ups[ch];
-        u->gw = gw;
+    *out = ups;
+    ups->loop = loop;
+    ups->cfg = cfg;
+    ups->sq = sq;
+    ups->stats = stats;
+    for (int ch = 0; ch < cfg->nchannels; ch++) {
+        up_t *u = &ups->up[ch];
+        u->ups = ups;
         u->ch = ch;
-        if (!gw->cfg.channels[ch].upstream)
+        if (!cfg->channels[ch].upstream)
             continue;
-        uv_timer_init(gw->loop, &u->timer);
+        uv_timer_init(loop, &u->timer);
         u->timer.data = u;
         char ip[INET_ADDRSTRLEN];
-        inet_ntop(AF_INET, &gw->cfg.channels[ch].upstream_addr.sin_addr, ip, sizeof(ip));
-        gw_log(GW_LOG_INFO, "channel %s: upstream %s:%u (connect mode)", gw->cfg.channels[ch].name,
-               ip, ntohs(gw->cfg.channels[ch].upstream_addr.sin_port));
+        inet_ntop(AF_INET, &cfg->channels[ch].upstream_addr.sin_addr, ip, sizeof(ip));
+        gw_log(GW_LOG_INFO, "channel %s: upstream %s:%u (connect mode)", cfg->channels[ch].name, ip,
+               ntohs(cfg->channels[ch].upstream_addr.sin_port));
         connect_now(u);
-        uint64_t tick = gw->cfg.ingress_heartbeat_ms / 4 ? gw->cfg.ingress_heartbeat_ms / 4 : 1;
+        uint64_t tick = cfg->ingress_heartbeat_ms / 4 ? cfg->ingress_heartbeat_ms / 4 : 1;
         uv_timer_start(&u->timer, on_timer, tick, tick);
     }
     return 0;
 }
 
-void gw_upstream_stop(gw_t *gw)
+void gw_upstream_stop(gw_upstreams_t *ups)
 {
-    up_t *ups = gw->upstreams;
     if (!ups)
         return;
-    for (int ch = 0; ch < gw->cfg.nchannels; ch++) {
-        up_t *u = &ups[ch];
-        if (!gw->cfg.channels[ch].upstream)
+    for (int ch = 0; ch < ups->cfg->nchannels; ch++) {
+        up_t *u = &ups->up[ch];
+        if (!ups->cfg->channels[ch].upstream || u->stopping)
             continue;
         u->stopping = true;
         if (u->tcp_open && !uv_is_closing((uv_handle_t *)&u->tcp)) {
@@ -325,18 +342,20 @@ void gw_upstream_stop(gw_t *gw)
             uv_close((uv_handle_t *)&u->tcp, NULL);
             mdfeed_soup_parser_close(&u->parser);
         }
-        gw_metrics.up_connected[ch] = 0;
+        ups->stats->connected[ch] = 0;
         uv_timer_stop(&u->timer);
         uv_close((uv_handle_t *)&u->timer, NULL);
     }
 }
 
-void gw_upstream_set_paused(gw_t *gw, bool paused)
+void gw_upstream_set_paused(gw_upstreams_t *ups, bool paused)
 {
-    up_t *ups = gw->upstreams;
-    for (int ch = 0; ups && ch < gw->cfg.nchannels; ch++) {
-        up_t *u = &ups[ch];
-        if (!gw->cfg.channels[ch].upstream || !u->tcp_open ||
+    if (!ups)
+        return;
+    ups->paused = paused;
+    for (int ch = 0; ch < ups->cfg->nchannels; ch++) {
+        up_t *u = &ups->up[ch];
+        if (!ups->cfg->channels[ch].upstream || !u->tcp_open ||
             uv_is_closing((uv_handle_t *)&u->tcp) || u->state < UP_LOGIN_SENT)
             continue;
         if (paused)
@@ -346,9 +365,7 @@ void gw_upstream_set_paused(gw_t *gw, bool paused)
     }
 }
 
-/* After the loop has run the close callbacks: the handles live in the array. */
-void gw_upstream_free(gw_t *gw)
+void gw_upstream_free(gw_upstreams_t *ups)
 {
-    free(gw->upstreams);
-    gw->upstreams = NULL;
+    free(ups);
 }

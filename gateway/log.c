@@ -1,6 +1,6 @@
 /* JSON-line logging (Redis serverLog style): the level is checked before formatting, one
  * object per line on stderr, written with a single write() so lines never interleave. */
-#include "gateway.h"
+#include "log.h"
 
 #include <stdarg.h>
 #include <stdio.h>

@@ -1,82 +1,31 @@
 /* Natural batching (DESIGN.md "Egress and batching"): each message joins its channel's open
  * packet; a packet that is full is queued at once, and at the end of every loop iteration
- * gw_packetizer_close_open() closes what is still open. A quiet feed therefore goes out
+ * gw_packetizer_flush() closes what is still open. A quiet feed therefore goes out
  * immediately and a busy one fills packets up to the payload budget. The queued sends of
  * all channels and lines go to egress together, so one flush is one submission. */
-#include "gateway.h"
+#include "packetizer.h"
 
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
-int gw_pool_init(gw_pool_t *p, uint32_t n, uint32_t size)
-{
-    memset(p, 0, sizeof(*p));
-    p->pkts = calloc(n, sizeof(*p->pkts));
-    /* Cache-line aligned buffers: the kernel copies from them on every send. */
-    size_t stride = (size + 63u) & ~(size_t)63u;
-    p->mem = aligned_alloc(64, stride * n);
-    if (!p->pkts || !p->mem) {
-        gw_pool_close(p);
-        return -ENOMEM;
-    }
-    p->n = n;
-    p->size = size;
-    p->stride = stride;
-    /* Test hook: a buffer handed back while the kernel still reads it would show up as
-     * corrupted datagrams at the receiver. */
-    const char *sc = getenv("MDCAST_TEST_SCRIBBLE_RELEASED");
-    p->scribble = sc && strcmp(sc, "1") == 0;
-    for (uint32_t i = n; i-- > 0;) {
-        p->pkts[i].buf = p->mem + stride * i;
-        gw_pool_put(p, &p->pkts[i]);
-    }
-    return 0;
-}
-
-void gw_pool_close(gw_pool_t *p)
-{
-    free(p->pkts);
-    free(p->mem);
-    memset(p, 0, sizeof(*p));
-}
-
-gw_packet_t *gw_pool_get(gw_pool_t *p)
-{
-    gw_packet_t *pkt = p->free;
-    if (!pkt)
-        return NULL;
-    p->free = pkt->next_free;
-    p->free_count--;
-    pkt->next_free = NULL;
-    pkt->refs = 0;
-    pkt->len = 0;
-    pkt->count = 0;
-    pkt->first_arrival_ns = 0;
-    return pkt;
-}
-
-void gw_pool_put(gw_pool_t *p, gw_packet_t *pkt)
-{
-    if (p->scribble)
-        memset(pkt->buf, 0xA5, p->size);
-    pkt->next_free = p->free;
-    p->free = pkt;
-    p->free_count++;
-}
-
-int gw_packetizer_init(gw_packetizer_t *pz, gw_pool_t *pool, const gw_config_t *cfg,
-                       unsigned max_pending)
+int gw_packetizer_init(gw_packetizer_t *pz, gw_pool_t *pool, gw_egress_t *egress,
+                       const gw_config_t *cfg, unsigned max_pending)
 {
     memset(pz, 0, sizeof(*pz));
     pz->pool = pool;
+    pz->egress = egress;
+    pz->cfg = cfg;
     pz->nchannels = cfg->nchannels;
     pz->max_pending = max_pending;
     pz->pending = calloc(max_pending, sizeof(*pz->pending));
     if (!pz->pending)
         return -ENOMEM;
+    uint64_t now = uv_hrtime();
     for (int i = 0; i < cfg->nchannels; i++) {
         pz->nlines[i] = cfg->channels[i].nlines;
+        pz->next_seq[i] = pz->flushed_seq[i] = 1;
+        pz->last_send_ns[i] = now;
         /* The builder's buffer is re-pointed at each packet's buffer when it opens. */
         int rc = mdfeed_mold_builder_init(&pz->chans[i].builder, pool->mem, cfg->payload_budget,
                                           cfg->channels[i].session);
@@ -97,11 +46,20 @@ void gw_packetizer_close(gw_packetizer_t *pz)
     pz->pending = NULL;
 }
 
+static void submit_pending(gw_packetizer_t *pz)
+{
+    unsigned n = pz->npending;
+    pz->npending = 0;
+    gw_egress_submit(pz->egress, pz->pending, n);
+}
+
+/* Every buffer in flight: submit what is queued and wait (bounded) for completions. */
 static gw_packet_t *get_buffer(gw_packetizer_t *pz)
 {
     gw_packet_t *pkt = gw_pool_get(pz->pool);
-    if (!pkt && pz->need_buffer) {
-        pz->need_buffer(pz); /* submits what is queued and reaps completions */
+    if (!pkt) {
+        submit_pending(pz);
+        gw_egress_drain(pz->egress, 100);
         pkt = gw_pool_get(pz->pool);
     }
     return pkt;
@@ -110,8 +68,8 @@ static gw_packet_t *get_buffer(gw_packetizer_t *pz)
 /* Queues `pkt` on every line of channel `ch`: one reference per send. */
 static void queue_packet(gw_packetizer_t *pz, int ch, gw_packet_t *pkt)
 {
-    if (pz->npending + (unsigned)pz->nlines[ch] > pz->max_pending && pz->submit)
-        pz->submit(pz);
+    if (pz->npending + (unsigned)pz->nlines[ch] > pz->max_pending)
+        submit_pending(pz);
     pkt->channel = ch;
     for (int l = 0; l < pz->nlines[ch]; l++) {
         pkt->refs++;
@@ -124,6 +82,7 @@ static void close_packet(gw_packetizer_t *pz, int ch)
     gw_chan_packer_t *cp = &pz->chans[ch];
     gw_packet_t *pkt = cp->open;
     pkt->count = cp->builder.count;
+    pz->next_seq[ch] = cp->builder.seq + cp->builder.count;
     pkt->len = (uint32_t)mdfeed_mold_builder_finish(&cp->builder);
     cp->open = NULL;
     queue_packet(pz, ch, pkt);
@@ -150,25 +109,91 @@ int gw_packetizer_append(gw_packetizer_t *pz, int ch, uint64_t seq, const void *
     return MDFEED_ETOOBIG;
 }
 
-unsigned gw_packetizer_close_open(gw_packetizer_t *pz)
+static void close_open(gw_packetizer_t *pz)
 {
-    unsigned n = 0;
     for (int ch = 0; ch < pz->nchannels; ch++)
-        if (pz->chans[ch].open) {
+        if (pz->chans[ch].open)
             close_packet(pz, ch);
-            n++;
+}
+
+unsigned gw_packetizer_flush(gw_packetizer_t *pz)
+{
+    close_open(pz);
+    if (pz->npending == 0)
+        return 0;
+    uint64_t now = uv_hrtime();
+    for (int ch = 0; ch < pz->nchannels; ch++)
+        if (pz->flushed_seq[ch] != pz->next_seq[ch]) {
+            pz->flushed_seq[ch] = pz->next_seq[ch];
+            pz->last_send_ns[ch] = now;
         }
+    unsigned n = pz->npending;
+    submit_pending(pz);
     return n;
 }
 
-int gw_packetizer_header(gw_packetizer_t *pz, int ch, const char *session, uint64_t seq,
-                         uint16_t count)
+void gw_packetizer_set_next(gw_packetizer_t *pz, int ch, uint64_t seq)
+{
+    gw_packetizer_flush(pz);
+    pz->next_seq[ch] = pz->flushed_seq[ch] = seq;
+}
+
+/* Queues a bare header (heartbeat: count 0, end of session: 0xFFFF) on each line of `ch`. */
+static int queue_header(gw_packetizer_t *pz, int ch, uint16_t count)
 {
     gw_packet_t *pkt = get_buffer(pz);
     if (!pkt)
         return -ENOBUFS;
-    pkt->len = (uint32_t)mdfeed_mold_header_encode(pkt->buf, session, seq, count);
+    pkt->len = (uint32_t)mdfeed_mold_header_encode(pkt->buf, pz->cfg->channels[ch].session,
+                                                   pz->next_seq[ch], count);
     pkt->count = 0;
     queue_packet(pz, ch, pkt);
     return 0;
+}
+
+/* MoldUDP64 heartbeats on every line of a channel without data for mold_heartbeat_ms. */
+static void on_heartbeat_timer(uv_timer_t *t)
+{
+    gw_packetizer_t *pz = t->data;
+    uint64_t now = uv_hrtime();
+    uint64_t period = (uint64_t)pz->cfg->mold_heartbeat_ms * 1000000u;
+    for (int ch = 0; ch < pz->nchannels; ch++)
+        if (now - pz->last_send_ns[ch] >= period) {
+            gw_packetizer_flush(pz); /* nothing may overtake data still queued */
+            if (queue_header(pz, ch, MDFEED_MOLD_COUNT_HEARTBEAT) == 0)
+                pz->stats.heartbeats[ch]++;
+            pz->last_send_ns[ch] = now;
+        }
+    if (pz->npending)
+        submit_pending(pz);
+}
+
+void gw_packetizer_start_heartbeats(gw_packetizer_t *pz, uv_loop_t *loop)
+{
+    uint64_t tick = pz->cfg->mold_heartbeat_ms / 4 ? pz->cfg->mold_heartbeat_ms / 4 : 1;
+    uv_timer_init(loop, &pz->hb_timer);
+    pz->hb_timer.data = pz;
+    uv_timer_start(&pz->hb_timer, on_heartbeat_timer, tick, tick);
+    pz->hb_started = true;
+}
+
+void gw_packetizer_stop_heartbeats(gw_packetizer_t *pz)
+{
+    if (!pz->hb_started)
+        return;
+    pz->hb_started = false;
+    uv_timer_stop(&pz->hb_timer);
+    uv_close((uv_handle_t *)&pz->hb_timer, NULL);
+}
+
+void gw_packetizer_end_session(gw_packetizer_t *pz)
+{
+    gw_packetizer_flush(pz);
+    /* End of session a few times: a receiver that misses one still learns the end. */
+    for (uint32_t r = 0; r < pz->cfg->end_of_session_repeats; r++)
+        for (int ch = 0; ch < pz->nchannels; ch++)
+            if (queue_header(pz, ch, MDFEED_MOLD_COUNT_END) == 0)
+                pz->stats.ends[ch]++;
+    if (pz->npending)
+        submit_pending(pz);
 }

@@ -4,47 +4,52 @@
  * requester, at most retransmit_max_messages per request. A token bucket per requester
  * address (messages per second, with a burst) keeps one address from pulling more than its
  * share, so the server cannot be used to amplify traffic toward a spoofed source. */
-#include "gateway.h"
+#include "retransmit.h"
+
+#include "log.h"
 
 #include <arpa/inet.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define BUCKETS 256 /* requesters tracked; the least recently seen is replaced */
-
-typedef struct {
-    uint32_t addr;
-    double tokens;
-    uint64_t last_ns;
-} bucket_t;
-
 typedef struct {
     uv_udp_t udp;
-    gw_t *gw;
     gw_retransmit_t *rt;
     int ch;
 } rt_sock_t;
 
 struct gw_retransmit {
+    const gw_config_t *cfg;
+    const gw_store_t *stores;
+    const uint64_t *flushed_seq;
+    gw_retransmit_stats_t *stats;
     rt_sock_t socks[GW_MAX_CHANNELS];
     int nsocks;
     int open_handles;
-    bucket_t buckets[BUCKETS];
+    gw_rr_limiter_t limiter;
     uint8_t rbuf[MDFEED_MOLD_MAX_DATAGRAM];
     uint8_t pkt[MDFEED_MOLD_MAX_DATAGRAM];
 };
 
-static bucket_t *find_bucket(gw_retransmit_t *rt, const gw_config_t *cfg, uint32_t addr,
-                             uint64_t now)
+void gw_rr_limiter_init(gw_rr_limiter_t *lim, double rate, double burst)
 {
-    bucket_t *oldest = &rt->buckets[0];
-    for (int i = 0; i < BUCKETS; i++) {
-        bucket_t *b = &rt->buckets[i];
+    memset(lim, 0, sizeof(*lim));
+    lim->rate = rate;
+    lim->burst = burst;
+}
+
+/* The requester's bucket, refilled to now; a new requester takes the least recently seen
+ * slot with a full bucket. */
+static gw_rr_bucket_t *find_bucket(gw_rr_limiter_t *lim, uint32_t addr, uint64_t now)
+{
+    gw_rr_bucket_t *oldest = &lim->buckets[0];
+    for (int i = 0; i < GW_RR_REQUESTERS; i++) {
+        gw_rr_bucket_t *b = &lim->buckets[i];
         if (b->last_ns && b->addr == addr) {
             double dt = (double)(now - b->last_ns) / 1e9;
-            b->tokens += dt * cfg->retransmit_rate;
-            if (b->tokens > cfg->retransmit_burst)
-                b->tokens = cfg->retransmit_burst;
+            b->tokens += dt * lim->rate;
+            if (b->tokens > lim->burst)
+                b->tokens = lim->burst;
             b->last_ns = now;
             return b;
         }
@@ -52,20 +57,38 @@ static bucket_t *find_bucket(gw_retransmit_t *rt, const gw_config_t *cfg, uint32
             oldest = b;
     }
     oldest->addr = addr;
-    oldest->tokens = cfg->retransmit_burst;
-    oldest->last_ns = now;
+    oldest->tokens = lim->burst;
+    oldest->last_ns = now ? now : 1;
     return oldest;
+}
+
+uint64_t gw_rr_limiter_allow(gw_rr_limiter_t *lim, uint32_t addr, uint64_t want, uint64_t now_ns)
+{
+    gw_rr_bucket_t *b = find_bucket(lim, addr, now_ns);
+    if (b->tokens < 1)
+        return 0;
+    return (double)want > b->tokens ? (uint64_t)b->tokens : want;
+}
+
+void gw_rr_limiter_charge(gw_rr_limiter_t *lim, uint32_t addr, uint64_t sent)
+{
+    for (int i = 0; i < GW_RR_REQUESTERS; i++) {
+        gw_rr_bucket_t *b = &lim->buckets[i];
+        if (b->last_ns && b->addr == addr) {
+            b->tokens -= sent ? (double)sent : 1.0;
+            return;
+        }
+    }
 }
 
 /* Sends messages [seq, seq + count) from the store; returns how many went out. */
 static uint32_t answer(gw_retransmit_t *rt, rt_sock_t *s, const struct sockaddr *to, uint64_t seq,
                        uint32_t count)
 {
-    gw_t *gw = s->gw;
-    const gw_store_t *st = &gw->chans[s->ch].store;
+    const gw_store_t *st = &rt->stores[s->ch];
     mdfeed_mold_builder_t b;
-    if (mdfeed_mold_builder_init(&b, rt->pkt, gw->cfg.payload_budget,
-                                 gw->cfg.channels[s->ch].session) != 0)
+    if (mdfeed_mold_builder_init(&b, rt->pkt, rt->cfg->payload_budget,
+                                 rt->cfg->channels[s->ch].session) != 0)
         return 0;
     uint32_t sent = 0, i = 0;
     while (i < count) {
@@ -85,7 +108,7 @@ static uint32_t answer(gw_retransmit_t *rt, rt_sock_t *s, const struct sockaddr 
             break;
         uv_buf_t buf = uv_buf_init((char *)rt->pkt, (unsigned)dlen);
         if (uv_udp_try_send(&s->udp, &buf, 1, to) < 0) {
-            gw_metrics.send_errors++;
+            rt->stats->send_errors++;
             break;
         }
         sent += n;
@@ -96,46 +119,45 @@ static uint32_t answer(gw_retransmit_t *rt, rt_sock_t *s, const struct sockaddr 
 static void handle_request(gw_retransmit_t *rt, rt_sock_t *s, const uint8_t *data, size_t len,
                            const struct sockaddr *from)
 {
-    gw_t *gw = s->gw;
     int ch = s->ch;
+    gw_retransmit_stats_t *stats = rt->stats;
+    uint64_t flushed = rt->flushed_seq[ch];
     mdfeed_mold_header_t req;
     if (mdfeed_mold_request_decode(data, len, &req) != 0 ||
-        memcmp(req.session, gw->cfg.channels[ch].session, MDFEED_MOLD_SESSION_LEN) != 0 ||
+        memcmp(req.session, rt->cfg->channels[ch].session, MDFEED_MOLD_SESSION_LEN) != 0 ||
         req.count == 0 || req.count == MDFEED_MOLD_COUNT_END || req.seq == 0 ||
-        req.seq >= gw->chans[ch].flushed_seq) {
-        gw_metrics.rr_ignored[ch]++; /* wrong session, zero count, or not yet sent */
+        req.seq >= flushed) {
+        stats->ignored[ch]++; /* wrong session, zero count, or not yet sent */
         return;
     }
     uint64_t first = req.seq;
     uint64_t last = req.seq + req.count; /* exclusive */
-    if (last > gw->chans[ch].flushed_seq)
-        last = gw->chans[ch].flushed_seq;
-    const gw_store_t *st = &gw->chans[ch].store;
-    uint64_t oldest = st->count ? st->first_seq : gw->chans[ch].flushed_seq;
+    if (last > flushed)
+        last = flushed;
+    const gw_store_t *st = &rt->stores[ch];
+    uint64_t oldest = st->count ? st->first_seq : flushed;
     if (first < oldest) {
         uint64_t gone = (last < oldest ? last : oldest) - first;
-        gw_metrics.rr_unservable[ch] += gone;
+        stats->unservable[ch] += gone;
         first = first + gone;
     }
     if (first >= last) {
-        gw_metrics.rr_ignored[ch]++;
+        stats->ignored[ch]++;
         return;
     }
     uint64_t want = last - first;
-    if (want > gw->cfg.retransmit_max_messages)
-        want = gw->cfg.retransmit_max_messages;
+    if (want > rt->cfg->retransmit_max_messages)
+        want = rt->cfg->retransmit_max_messages;
     uint32_t addr = ((const struct sockaddr_in *)from)->sin_addr.s_addr;
-    bucket_t *bk = find_bucket(rt, &gw->cfg, addr, uv_hrtime());
-    if (bk->tokens < 1) {
-        gw_metrics.rr_limited[ch]++;
+    want = gw_rr_limiter_allow(&rt->limiter, addr, want, uv_hrtime());
+    if (want == 0) {
+        stats->limited[ch]++;
         return;
     }
-    if ((double)want > bk->tokens)
-        want = (uint64_t)bk->tokens;
     uint32_t sent = answer(rt, s, from, first, (uint32_t)want);
-    bk->tokens -= sent ? sent : 1; /* even an empty answer costs: requests are work too */
-    gw_metrics.rr_served[ch]++;
-    gw_metrics.rr_messages[ch] += sent;
+    gw_rr_limiter_charge(&rt->limiter, addr, sent);
+    stats->served[ch]++;
+    stats->messages[ch] += sent;
 }
 
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
@@ -153,36 +175,41 @@ static void on_recv(uv_udp_t *h, ssize_t n, const uv_buf_t *buf, const struct so
     if (n <= 0 || !from || from->sa_family != AF_INET)
         return;
     if (flags & UV_UDP_PARTIAL) {
-        gw_metrics.rr_ignored[s->ch]++;
+        s->rt->stats->ignored[s->ch]++;
         return;
     }
     handle_request(s->rt, s, (const uint8_t *)buf->base, (size_t)n, from);
 }
 
-int gw_retransmit_start(gw_t *gw)
+int gw_retransmit_start(gw_retransmit_t **out, uv_loop_t *loop, const gw_config_t *cfg,
+                        const gw_store_t *stores, const uint64_t *flushed_seq,
+                        gw_retransmit_stats_t *stats)
 {
     gw_retransmit_t *rt = calloc(1, sizeof(*rt));
+    *out = rt;
     if (!rt)
         return -1;
-    gw->retransmit = rt;
-    for (int ch = 0; ch < gw->cfg.nchannels; ch++) {
+    rt->cfg = cfg;
+    rt->stores = stores;
+    rt->flushed_seq = flushed_seq;
+    rt->stats = stats;
+    gw_rr_limiter_init(&rt->limiter, cfg->retransmit_rate, cfg->retransmit_burst);
+    for (int ch = 0; ch < cfg->nchannels; ch++) {
         rt_sock_t *s = &rt->socks[ch];
-        s->gw = gw;
         s->rt = rt;
         s->ch = ch;
-        uv_udp_init(gw->loop, &s->udp);
+        uv_udp_init(loop, &s->udp);
         s->udp.data = s;
         rt->nsocks++;
         struct sockaddr_in a = {.sin_family = AF_INET,
-                                .sin_addr = gw->cfg.retransmit_addr,
-                                .sin_port = htons(gw->cfg.channels[ch].retransmit_port)};
+                                .sin_addr = cfg->retransmit_addr,
+                                .sin_port = htons(cfg->channels[ch].retransmit_port)};
         int rc = uv_udp_bind(&s->udp, (const struct sockaddr *)&a, 0);
         if (rc == 0)
             rc = uv_udp_recv_start(&s->udp, on_alloc, on_recv);
         if (rc) {
-            gw_log(GW_LOG_ERROR, "channel %s: retransmission port %u: %s",
-                   gw->cfg.channels[ch].name, gw->cfg.channels[ch].retransmit_port,
-                   uv_strerror(rc));
+            gw_log(GW_LOG_ERROR, "channel %s: retransmission port %u: %s", cfg->channels[ch].name,
+                   cfg->channels[ch].retransmit_port, uv_strerror(rc));
             return -1;
         }
     }
@@ -197,12 +224,10 @@ static void on_rt_closed(uv_handle_t *h)
         free(rt);
 }
 
-void gw_retransmit_stop(gw_t *gw)
+void gw_retransmit_stop(gw_retransmit_t *rt)
 {
-    gw_retransmit_t *rt = gw->retransmit;
     if (!rt)
         return;
-    gw->retransmit = NULL;
     if (rt->nsocks == 0) {
         free(rt);
         return;

@@ -1,50 +1,53 @@
-/* Sequencer: one MoldUDP64 sequence space per channel, starting at 1. Messages of every
- * publisher of a channel merge in arrival order; each gets the next number, is kept in the
- * channel's store for retransmission and joins the channel's open packet. */
-#include "gateway.h"
+/* Sequencer: the general path of gw_sequence() (sequencer.h takes the common case inline). */
+#include "sequencer.h"
+
+#include "log.h"
 
 #include <errno.h>
 #include <string.h>
 
-void gw_sequence_store_slow(gw_t *gw, int ch, uint64_t seq, const void *msg, size_t len)
+void gw_sequencer_init(gw_sequencer_t *sq, const gw_config_t *cfg, gw_store_t *stores,
+                       gw_packetizer_t *pz)
 {
-    int rc = gw_store_append(&gw->chans[ch].store, seq, msg, len);
-    if (rc != 0)
-        gw_log(GW_LOG_ERROR, "channel %s: store append of seq %llu failed: %s",
-               gw->cfg.channels[ch].name, (unsigned long long)seq, strerror(-rc));
+    memset(sq, 0, sizeof(*sq));
+    sq->cfg = cfg;
+    sq->stores = stores;
+    sq->pz = pz;
+    for (int ch = 0; ch < cfg->nchannels; ch++)
+        sq->next_seq[ch] = 1;
 }
 
-/* The general path (gw_sequence() in gateway.h takes the common case inline). */
-uint64_t gw_sequence_slow(gw_t *gw, int ch, const void *msg, size_t len, uint64_t arrival_ns)
+void gw_sequence_store_slow(gw_sequencer_t *sq, int ch, uint64_t seq, const void *msg, size_t len)
 {
-    gw_channel_t *c = &gw->chans[ch];
-    uint64_t seq = c->next_seq;
-    int rc = gw_packetizer_append(&gw->pz, ch, seq, msg, len, arrival_ns);
+    int rc = gw_store_append(&sq->stores[ch], seq, msg, len);
+    if (rc != 0)
+        gw_log(GW_LOG_ERROR, "channel %s: store append of seq %llu failed: %s",
+               sq->cfg->channels[ch].name, (unsigned long long)seq, strerror(-rc));
+}
+
+uint64_t gw_sequence_slow(gw_sequencer_t *sq, int ch, const void *msg, size_t len,
+                          uint64_t arrival_ns)
+{
+    uint64_t seq = sq->next_seq[ch];
+    int rc = gw_packetizer_append(sq->pz, ch, seq, msg, len, arrival_ns);
     if (rc != 0) {
         /* Ingress bounds frames by the payload budget, so this is a broken invariant or a
          * pool that stayed exhausted: the message is refused, never half-sequenced. */
         gw_log(GW_LOG_ERROR, "channel %s: cannot sequence a %zu-byte message: %s",
-               gw->cfg.channels[ch].name, len, mdfeed_strerror(rc));
+               sq->cfg->channels[ch].name, len, mdfeed_strerror(rc));
         return 0;
     }
-    if (!gw_store_append_fast(&c->store, seq, msg, len))
-        gw_sequence_store_slow(gw, ch, seq, msg, len);
-    c->next_seq++;
+    if (!gw_store_append_fast(&sq->stores[ch], seq, msg, len))
+        gw_sequence_store_slow(sq, ch, seq, msg, len);
+    sq->next_seq[ch] = seq + 1;
     return seq;
 }
 
-void gw_flush(gw_t *gw)
+void gw_sequencer_skip_to(gw_sequencer_t *sq, int ch, uint64_t seq)
 {
-    gw_packetizer_close_open(&gw->pz);
-    if (gw->pz.npending == 0)
+    if (seq <= sq->next_seq[ch])
         return;
-    uint64_t now = uv_hrtime();
-    for (int ch = 0; ch < gw->cfg.nchannels; ch++)
-        if (gw->chans[ch].flushed_seq != gw->chans[ch].next_seq) {
-            gw->chans[ch].flushed_seq = gw->chans[ch].next_seq;
-            gw->chans[ch].last_send_ns = now;
-        }
-    unsigned n = gw->pz.npending;
-    gw->pz.npending = 0;
-    gw_egress_submit(&gw->egress, gw->pz.pending, n);
+    gw_packetizer_set_next(sq->pz, ch, seq);
+    gw_store_reset(&sq->stores[ch], seq);
+    sq->next_seq[ch] = seq;
 }

@@ -2,7 +2,7 @@
  * and by bytes. Each message is kept contiguous in a byte ring (a message that does not fit
  * before the end of the ring starts again at offset 0); the oldest messages are evicted until
  * the new one fits and both bounds hold. */
-#include "gateway.h"
+#include "store.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -32,6 +32,15 @@ void gw_store_close(gw_store_t *s)
     s->data = NULL;
     s->entries = NULL;
     s->count = 0;
+}
+
+void gw_store_reset(gw_store_t *s, uint64_t next_seq)
+{
+    s->count = 0;
+    s->oldest = 0;
+    s->live_bytes = 0;
+    s->tail = 0;
+    s->first_seq = next_seq;
 }
 
 static void evict_oldest(gw_store_t *s)

@@ -8,8 +8,10 @@ if(TARGET gateway_core)
   add_dependencies(test_gw_config mdcast-gateway)
   mdcast_add_c_test(test_gw_store SOURCES unit/test_gw_store.c LIBS gateway_core
                     TIMEOUT 60 LABELS unit gateway)
-  mdcast_add_c_test(test_gw_packetizer SOURCES unit/test_gw_packetizer.c LIBS gateway_core
-                    TIMEOUT 30 LABELS unit gateway)
+  foreach(stage packetizer egress sequencer retransmit)
+    mdcast_add_c_test(test_gw_${stage} SOURCES unit/test_gw_${stage}.c LIBS gateway_core
+                      TIMEOUT 60 LABELS unit gateway)
+  endforeach()
 endif()
 
 if(TARGET mdcast-gateway)

@@ -169,6 +169,9 @@ size_t mdfeed_mold_builder_room(const mdfeed_mold_builder_t *b)
 
 int mdfeed_mold_builder_append(mdfeed_mold_builder_t *b, const void *msg, size_t len)
 {
+    if (mdfeed_mold_builder_try_append(b, msg, len))
+        return 0;
+    /* Not appended: say why, in the order of the documented codes. */
     if (b->len == 0)
         return -EINVAL;
     if (len > UINT16_MAX || len > b->budget - MDFEED_MOLD_HEADER_LEN - MDFEED_MOLD_BLOCK_HDR_LEN)
@@ -178,15 +181,7 @@ int mdfeed_mold_builder_append(mdfeed_mold_builder_t *b, const void *msg, size_t
         return MDFEED_EFULL;
     /* The last message's sequence number (seq + count) must stay within 64 bits, as
      * mdfeed_mold_decode() requires of every packet. */
-    if (b->count >= UINT64_MAX - b->seq)
-        return MDFEED_EMOLD_SEQ_OVERFLOW;
-    uint8_t *p = b->buf + b->len;
-    mdfeed_put_be16(p, (uint16_t)len);
-    if (len)
-        memcpy(p + MDFEED_MOLD_BLOCK_HDR_LEN, msg, len);
-    b->len += MDFEED_MOLD_BLOCK_HDR_LEN + len;
-    b->count++;
-    return 0;
+    return MDFEED_EMOLD_SEQ_OVERFLOW;
 }
 
 size_t mdfeed_mold_builder_finish(mdfeed_mold_builder_t *b)

@@ -245,15 +245,11 @@ bool mdfeed_soup_parser_partial(const mdfeed_soup_parser_t *p)
     return p->len > 0;
 }
 
-/* Checks a frame's length prefix; returns the frame's total size (prefix included) or an error. */
+/* Checks a frame's length prefix (the shared rule in soupbintcp.h); returns the frame's
+ * total size (prefix included) or an error. */
 static int frame_size(const mdfeed_soup_parser_t *p, const uint8_t *prefix)
 {
-    size_t flen = ((size_t)prefix[0] << 8) | prefix[1];
-    if (flen == 0)
-        return MDFEED_ESOUP_EMPTY;
-    if (flen > p->max_frame)
-        return MDFEED_ESOUP_OVERSIZE;
-    return (int)(flen + MDFEED_SOUP_LEN_PREFIX);
+    return mdfeed_soup_frame_size(prefix, p->max_frame);
 }
 
 static int deliver(const uint8_t *frame, size_t size, mdfeed_soup_frame_cb cb, void *data)

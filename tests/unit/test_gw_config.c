@@ -1,6 +1,6 @@
 /* Gateway config: the documented example loads; every bad config is refused naming its key,
  * both by the parser and by `mdcast-gateway --check` (exit status 2). */
-#include "gateway.h"
+#include "config.h"
 #include "task.h"
 
 #include <arpa/inet.h>

@@ -1,6 +1,6 @@
 /* Retransmission store: bounded by count and by bytes, contiguous sequences, exact bytes
  * back, eviction of the oldest, wrap-around of the byte ring (checked against a model). */
-#include "gateway.h"
+#include "store.h"
 #include "task.h"
 
 #include <errno.h>

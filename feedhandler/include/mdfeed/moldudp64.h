@@ -16,6 +16,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -161,6 +162,29 @@ static inline void mdfeed_put_be64(uint8_t *p, uint64_t v)
 {
     for (int i = 7; i >= 0; i--, v >>= 8)
         p[i] = (uint8_t)v;
+}
+
+/* The append rule of mdfeed_mold_builder_append(), inline, for senders' hot paths (the
+ * gateway's packetizer): true when the message was appended, with exactly the bytes
+ * mdfeed_mold_builder_append() writes; false when that function would return anything but 0
+ * (no packet open, too big, full, sequence overflow) -- nothing is written then, and the
+ * caller takes mdfeed_mold_builder_append() for the error code. Both share these lines, so
+ * the fast path cannot drift from the protocol (tests/unit/test_moldudp64.c compares them). */
+static inline bool mdfeed_mold_builder_try_append(mdfeed_mold_builder_t *b, const void *msg,
+                                                  size_t len)
+{
+    /* An open packet has len >= the header, so fitting the budget also bounds len below
+     * what MDFEED_ETOOBIG refuses; len == 0 means no packet is open. */
+    if (b->len == 0 || b->count == MDFEED_MOLD_MAX_COUNT ||
+        b->len + MDFEED_MOLD_BLOCK_HDR_LEN + len > b->budget || b->count >= UINT64_MAX - b->seq)
+        return false;
+    uint8_t *p = b->buf + b->len;
+    mdfeed_put_be16(p, (uint16_t)len);
+    if (len)
+        memcpy(p + MDFEED_MOLD_BLOCK_HDR_LEN, msg, len);
+    b->len += MDFEED_MOLD_BLOCK_HDR_LEN + len;
+    b->count++;
+    return true;
 }
 
 #ifdef __cplusplus

@@ -94,6 +94,31 @@ MDFEED_EXTERN bool mdfeed_soup_type_known(char type);
 /* Human name of a packet type ("login request", ...), "unknown" otherwise. */
 MDFEED_EXTERN const char *mdfeed_soup_type_name(char type);
 
+/* The framing rule every SoupBinTCP reader applies: a length prefix of 0 is
+ * MDFEED_ESOUP_EMPTY, one above `max_frame` is MDFEED_ESOUP_OVERSIZE. Returns the frame's
+ * total size (prefix included) or that error. Shared by the stream parser and the gateway's
+ * ingress fast path, so they cannot disagree on where a frame ends. */
+static inline int mdfeed_soup_frame_size(const uint8_t prefix[2], size_t max_frame)
+{
+    size_t flen = ((size_t)prefix[0] << 8) | prefix[1];
+    if (flen == 0)
+        return MDFEED_ESOUP_EMPTY;
+    if (flen > max_frame)
+        return MDFEED_ESOUP_OVERSIZE;
+    return (int)(flen + 2);
+}
+
+/* Hot path of a reader: the size of the complete, well-framed frame at the start of the `n`
+ * bytes at `p` (mdfeed_soup_frame_size() rules), or 0 when there is none -- fewer bytes than
+ * a frame, or a bad prefix, which the stream parser then reports with its own code. */
+static inline size_t mdfeed_soup_frame_complete(const uint8_t *p, size_t n, size_t max_frame)
+{
+    if (n < 3)
+        return 0;
+    int size = mdfeed_soup_frame_size(p, max_frame);
+    return size > 0 && (size_t)size <= n ? (size_t)size : 0;
+}
+
 /* Streaming frame parser: feed it whatever a read returned; it calls back once per complete
  * frame. Frames that lie wholly inside the fed bytes are passed in place (zero-copy); only a
  * frame split across feeds is copied into the parser's buffer. */
