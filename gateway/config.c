@@ -569,7 +569,7 @@ int gw_config_load(const char *path, gw_config_t *cfg, char *err, size_t errlen)
 {
     FILE *f = fopen(path, "rb");
     if (!f) {
-        snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+        snprintf(err, errlen, "%s: cannot open: %s", path, gw_strerror(errno));
         return -1;
     }
     char *buf = malloc(1 << 20);

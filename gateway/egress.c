@@ -139,7 +139,7 @@ static int open_sockets(gw_egress_t *eg, const gw_config_t *cfg)
 {
     unsigned ifindex = 0;
     if (cfg->egress_ifname[0] && (ifindex = if_nametoindex(cfg->egress_ifname)) == 0) {
-        gw_log(GW_LOG_ERROR, "egress interface %s: %s", cfg->egress_ifname, strerror(errno));
+        gw_log(GW_LOG_ERROR, "egress interface %s: %s", cfg->egress_ifname, gw_strerror(errno));
         return -1;
     }
     for (int ch = 0; ch < cfg->nchannels; ch++)
@@ -150,7 +150,7 @@ static int open_sockets(gw_egress_t *eg, const gw_config_t *cfg)
                 char a[INET_ADDRSTRLEN];
                 inet_ntop(AF_INET, &g->sin_addr, a, sizeof(a));
                 gw_log(GW_LOG_ERROR, "channel %s line %c: socket to %s:%u: %s",
-                       cfg->channels[ch].name, 'A' + l, a, ntohs(g->sin_port), strerror(-fd));
+                       cfg->channels[ch].name, 'A' + l, a, ntohs(g->sin_port), gw_strerror(-fd));
                 return -1;
             }
             eg->fds[gw_egress_sock(ch, l)] = fd;
@@ -160,14 +160,12 @@ static int open_sockets(gw_egress_t *eg, const gw_config_t *cfg)
 }
 
 /* `auto` must not pick the slower backend on the machine it runs on, and which one is faster
- * depends on the kernel and the machine (docs/GATEWAY.md: on this 2-vCPU VM the gateway used
- * 0.92x the CPU per message with io_uring on a quiet machine, while end-to-end throughput
- * ratios swung from 0.55 to 1.43 under load). So `auto` measures: a start-up probe sends
- * PROBE_ROUNDS batches of PROBE_BATCH budget-sized datagrams through each backend,
- * interleaved, to a loopback socket of its own (never to the feed's groups), and compares
- * the median time per datagram. sendmmsg is chosen only when it is clearly faster (by more
- * than PROBE_MARGIN): the probe's own spread between starts was about 2 %, and within that
- * the gateway-level measurement favours io_uring. It costs a few milliseconds once. */
+ * depends on the kernel, the machine and the load (figures in docs/GATEWAY.md, "`io`: which
+ * backend"). So `auto` measures: a start-up probe sends PROBE_ROUNDS batches of PROBE_BATCH
+ * budget-sized datagrams through each backend, interleaved, to a loopback socket of its own (never
+ * to the feed's groups), and compares the median time per datagram. sendmmsg is chosen only when it
+ * is clearly faster (by more than PROBE_MARGIN, above the probe's own spread between starts,
+ * docs/GATEWAY.md). It costs a few milliseconds once. */
 #define PROBE_BATCH  32
 #define PROBE_ROUNDS 15
 #define PROBE_MARGIN 0.03
@@ -306,7 +304,7 @@ static int choose_backend(gw_egress_t *eg, gw_io_t io, uint32_t budget)
         if (pick < 0) {
             eg->uring_refused = true;
             gw_log(GW_LOG_WARN, "io_uring egress unavailable (%s); falling back to sendmmsg",
-                   strerror(-pick));
+                   gw_strerror(-pick));
         }
         io = pick == 0 ? GW_IO_URING : GW_IO_MMSG;
     }
@@ -317,7 +315,7 @@ static int choose_backend(gw_egress_t *eg, gw_io_t io, uint32_t budget)
             return 0;
         eg->uring_refused = true;
         gw_log(GW_LOG_WARN, "io_uring egress unavailable (%s); falling back to sendmmsg",
-               strerror(-rc));
+               gw_strerror(-rc));
     }
     eg->ops = &gw_egress_mmsg_ops;
     return eg->ops->init(eg);
@@ -482,7 +480,7 @@ void gw_egress_drain_errqueue(gw_egress_t *eg)
                 }
             if (eg->stats.errqueue_msgs <= 10 || eg->stats.errqueue_msgs % 10000 == 0)
                 gw_log(GW_LOG_WARN, "socket %u error queue: %s (%llu so far)", i,
-                       ee_errno ? strerror(ee_errno) : "unknown",
+                       ee_errno ? gw_strerror(ee_errno) : "unknown",
                        (unsigned long long)eg->stats.errqueue_msgs);
         }
     }
@@ -505,7 +503,7 @@ void gw_egress_complete(gw_egress_t *eg, const gw_send_t *send, int res)
         eg->stats.send_errors++;
         if (eg->errors < 10 || eg->errors % 10000 == 0)
             gw_log(GW_LOG_ERROR, "send on socket %u failed: %s (%llu errors so far)", send->sock,
-                   strerror(-res), (unsigned long long)eg->errors);
+                   gw_strerror(-res), (unsigned long long)eg->errors);
     }
     if (eg->on_sent)
         eg->on_sent(eg->data, send, res, now);

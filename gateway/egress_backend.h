@@ -6,6 +6,7 @@
 #include "egress.h"
 #include "log.h"
 
+#include <errno.h>
 #include <stdbool.h>
 
 /* The backend table (libuv/liburing style feature detection): egress.c picks one. */
@@ -39,7 +40,7 @@ void gw_egress_backoff_update(gw_egress_t *eg, bool failed_again);
 /* True when a retry is worth it for this send result. */
 static inline bool gw_send_should_retry(int res)
 {
-    return res == -105 /* ENOBUFS */ || res == -11 /* EAGAIN */ || res == -4 /* EINTR */;
+    return res == -ENOBUFS || res == -EAGAIN || res == -EINTR;
 }
 #define GW_SEND_MAX_ATTEMPTS 64
 

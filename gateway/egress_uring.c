@@ -202,7 +202,7 @@ static void setup_zerocopy(gw_egress_t *eg, uring_t *u)
             gw_log(GW_LOG_WARN,
                    "io_uring: registering %zu bytes of packet buffers: %s; zero "
                    "copy pins pages per send",
-                   iov.iov_len, strerror(-rc));
+                   iov.iov_len, gw_strerror(-rc));
     }
     const char *early = getenv("MDCAST_TEST_ZC_EARLY_RELEASE");
     u->zc_early_release = early && strcmp(early, "1") == 0;
@@ -521,7 +521,7 @@ static void submit_and_reap(gw_egress_t *eg, uring_t *u, unsigned wait_nr)
     }
     u->sub_no++;
     if (rc < 0 && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY)
-        gw_log(GW_LOG_ERROR, "io_uring_submit: %s", strerror(-rc));
+        gw_log(GW_LOG_ERROR, "io_uring_submit: %s", gw_strerror(-rc));
     reap(eg, u);
 }
 
@@ -714,7 +714,7 @@ static void on_eventfd(uv_poll_t *h, int status, int events)
     uring_t *u = eg->backend;
     uint64_t v;
     if (read(u->efd, &v, sizeof(v)) < 0 && errno != EAGAIN)
-        gw_log(GW_LOG_WARN, "eventfd read: %s", strerror(errno));
+        gw_log(GW_LOG_WARN, "eventfd read: %s", gw_strerror(errno));
     if (u->defer)
         (void)io_uring_get_events(&u->ring); /* runs the deferred task work: posts the CQEs */
     unsigned before = eg->inflight;

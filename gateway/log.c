@@ -2,6 +2,8 @@
  * object per line on stderr, written with a single write() so lines never interleave. */
 #include "log.h"
 
+#include "mdfeed/mdfeed.h"
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -72,4 +74,12 @@ void gw_log(int level, const char *fmt, ...)
     n += 3;
     ssize_t rc = write(STDERR_FILENO, line, n);
     (void)rc; /* nowhere left to report a failing stderr */
+}
+
+const char *gw_strerror(int err)
+{
+    static __thread char buf[96];
+    int e = err < 0 ? -err : err;
+    snprintf(buf, sizeof(buf), "%s (%s)", mdfeed_err_name(-e), strerror(e));
+    return buf;
 }

@@ -11,4 +11,14 @@ void gw_log_set_level(int level);
  * checked before anything is formatted; safe to call from any thread (one write() a line). */
 void gw_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* An errno value (either sign) by name and text, "ENOBUFS (No buffer space available)", for
+ * log lines: operators grep names, not numbers. Thread-local buffer, valid until the next
+ * call on the same thread. */
+const char *gw_strerror(int err);
+
+/* The gateway's error rule (STYLE.md), written once: a function returns 0, a count, or
+ * -errno (library codes from mdfeed.h where the library decided); it logs nothing unless it
+ * is where the decision is made -- drop a publisher, refuse a message, fall back, exit -- and
+ * that place logs once, with the context (channel, peer, file) and the error by name. */
+
 #endif /* GW_LOG_H */

@@ -117,7 +117,7 @@ static int start_stores(gw_t *gw)
         int rc = gw_store_init(&gw->stores[ch], cfg->channels[ch].ring_messages,
                                cfg->channels[ch].ring_bytes);
         if (rc) {
-            gw_log(GW_LOG_ERROR, "channel %s: ring: %s", cfg->channels[ch].name, strerror(-rc));
+            gw_log(GW_LOG_ERROR, "channel %s: ring: %s", cfg->channels[ch].name, gw_strerror(-rc));
             return -1;
         }
     }

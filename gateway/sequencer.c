@@ -22,7 +22,7 @@ void gw_sequence_store_slow(gw_sequencer_t *sq, int ch, uint64_t seq, const void
     int rc = gw_store_append(&sq->stores[ch], seq, msg, len);
     if (rc != 0)
         gw_log(GW_LOG_ERROR, "channel %s: store append of seq %llu failed: %s",
-               sq->cfg->channels[ch].name, (unsigned long long)seq, strerror(-rc));
+               sq->cfg->channels[ch].name, (unsigned long long)seq, gw_strerror(-rc));
 }
 
 uint64_t gw_sequence_slow(gw_sequencer_t *sq, int ch, const void *msg, size_t len,

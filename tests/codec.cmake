@@ -12,6 +12,7 @@ mdcast_add_c_test(test_itch SOURCES unit/test_itch.c LIBS mdfeed_static TIMEOUT 
 add_test(NAME test_itchgen COMMAND test_itch --itchgen $<TARGET_FILE:itchgen>)
 set_tests_properties(test_itchgen PROPERTIES TIMEOUT 60 SKIP_RETURN_CODE 77 LABELS unit)
 mdcast_add_c_test(test_soupbintcp SOURCES unit/test_soupbintcp.c LIBS mdfeed_static TIMEOUT 60 LABELS unit)
+mdcast_add_c_test(test_fastpath SOURCES unit/test_fastpath.c LIBS mdfeed_static TIMEOUT 60 LABELS unit)
 mdcast_add_c_test(test_errors SOURCES unit/test_errors.c LIBS mdfeed_static TIMEOUT 30 LABELS unit)
 
 # Interop: packets from our encoders, in a pcap written by the test, read by Wireshark.

@@ -38,3 +38,6 @@ endfunction()
 mdcast_add_fuzz(moldudp64 moldudp64.c)
 mdcast_add_fuzz(soupbintcp soupbintcp.c)
 mdcast_add_fuzz(itch itch.c)
+# The gateway's hot-path helpers against the general paths (both codecs' sources).
+mdcast_add_fuzz(fastpath soupbintcp.c)
+target_sources(fuzz_fastpath PRIVATE ${MDCAST_CODEC_SRC}/moldudp64.c)
