@@ -1,7 +1,9 @@
 /* The subscriber end to end over real sockets: arbitration between lines A and B, gap
  * recovery through an in-process MoldUDP64 re-request server, loss declared when recovery is
  * impossible, reordering, duplicates, malformed packets, wrong session, end of session,
- * start from a sequence number, the hold bound, the IGMP warning and configuration errors.
+ * start from a sequence number, the hold bound, the IGMP warning and configuration errors;
+ * session following (after end of session, after a fast restart, two live sessions, strict
+ * mode) and fail-over between re-request servers.
  *
  * Runs in a network namespace of its own (unshare(CLONE_NEWNET), needs root): multicast goes
  * over that namespace's loopback with IP_MULTICAST_LOOP, the server listens on 127.0.0.1. */
@@ -62,15 +64,19 @@ typedef struct {
     uint64_t store_first; /* the server's ring holds [store_first, store_last] */
     uint64_t store_last;
     uint64_t requests; /* re-requests the server received */
+    uint64_t foreign_requests; /* re-requests for another session than n->session */
 } net_t;
 
 static uint16_t next_port = 31000;
 
-static size_t msg_for(uint64_t seq, uint8_t *out)
+/* The content depends on the session's 5th character too, so that a message of one session
+ * delivered as the same number of another is caught. */
+static size_t msg_for(const char *session, uint64_t seq, uint8_t *out)
 {
     mdfeed_put_be64(out, seq);
-    size_t len = 8 + seq % 7;
-    for (size_t i = 8; i < len; i++)
+    size_t len = 9 + seq % 7;
+    out[8] = (uint8_t)session[4];
+    for (size_t i = 9; i < len; i++)
         out[i] = (uint8_t)('a' + i);
     return len;
 }
@@ -127,7 +133,7 @@ static size_t build_packet(const char *session, uint64_t seq, uint16_t count, ui
     mdfeed_mold_builder_open(&b, seq);
     for (uint16_t i = 0; i < count; i++) {
         uint8_t m[16];
-        size_t len = msg_for(seq + i, m);
+        size_t len = msg_for(session, seq + i, m);
         ASSERT_EQ(mdfeed_mold_builder_append(&b, m, len), 0);
     }
     return mdfeed_mold_builder_finish(&b);
@@ -167,8 +173,11 @@ static void serve_requests(net_t *n)
             return;
         mdfeed_mold_header_t h;
         ASSERT_EQ(mdfeed_mold_request_decode(req, (size_t)r, &h), 0);
-        ASSERT_MEM_EQ(h.session, n->session, 10);
         ASSERT(h.count > 0 && h.count <= 1000);
+        if (memcmp(h.session, n->session, 10) != 0) { /* a gateway since restarted */
+            n->foreign_requests++;
+            continue;
+        }
         n->requests++;
         if (n->srv_ignore)
             continue;
@@ -195,9 +204,17 @@ typedef struct {
     mdfeed_loss_reason_t last_reason;
     uint64_t end_seq;
     bool ended;
-    int warnings[4];
+    int warnings[5];
     uint64_t line_wins[3];
     uint64_t rx_ts_zero;
+    char session[10]; /* whose content on_message expects */
+    /* Session changes: deliveries of the sessions after the first go to after[]. */
+    int epoch;
+    uint64_t after[2][MAXSEQ + 1];
+    uint64_t session_calls, session_first, session_at_ms;
+    int session_reason;
+    char old_session[11], new_session[11];
+    uint64_t lost_by_reason[5];
 } sink_t;
 
 static void on_message(void *data, const mdfeed_msg_t *m)
@@ -207,11 +224,12 @@ static void on_message(void *data, const mdfeed_msg_t *m)
     if (m->seq <= s->last_seq)
         s->order_errors++;
     s->last_seq = m->seq;
-    size_t len = msg_for(m->seq, want);
+    size_t len = msg_for(s->session, m->seq, want);
     if (m->len != len || memcmp(m->data, want, len) != 0)
         s->content_errors++;
+    uint64_t *d = s->epoch ? s->after[(s->epoch - 1) & 1] : s->delivered;
     if (m->seq <= MAXSEQ)
-        s->delivered[m->seq]++;
+        d[m->seq]++;
     s->count++;
     s->line_wins[m->line]++;
     if (m->rx_ns == 0)
@@ -243,6 +261,23 @@ static void on_loss(void *data, uint64_t first, uint64_t count, mdfeed_loss_reas
     s->lost_msgs += count;
     s->loss_calls++;
     s->last_reason = reason;
+    if (reason < 5)
+        s->lost_by_reason[reason] += count;
+}
+
+static void on_session(void *data, const char *old_session, const char *new_session,
+                       uint64_t first_seq, int reason)
+{
+    sink_t *s = data;
+    s->session_calls++;
+    s->session_first = first_seq;
+    s->session_reason = reason;
+    s->session_at_ms = now_ms();
+    snprintf(s->old_session, sizeof(s->old_session), "%s", old_session);
+    snprintf(s->new_session, sizeof(s->new_session), "%s", new_session);
+    ASSERT_EQ(mdfeed_mold_session_set(s->session, new_session), 0);
+    s->epoch++;
+    s->last_seq = 0; /* the new session numbers from 1 */
 }
 
 static void on_heartbeat(void *data, uint64_t next, int line)
@@ -264,7 +299,7 @@ static void on_warning(void *data, int code, const char *text)
 {
     sink_t *s = data;
     (void)text;
-    if (code > 0 && code < 4)
+    if (code > 0 && code < 5)
         s->warnings[code]++;
 }
 
@@ -274,7 +309,8 @@ static const mdfeed_sub_callbacks_t callbacks = {.on_message = on_message,
                                                  .on_loss = on_loss,
                                                  .on_heartbeat = on_heartbeat,
                                                  .on_end = on_end,
-                                                 .on_warning = on_warning};
+                                                 .on_warning = on_warning,
+                                                 .on_session = on_session};
 
 typedef struct {
     net_t net;
@@ -291,6 +327,7 @@ static void fixture_init(fixture_t *f, const char *session, bool with_server)
     net_init(&f->net, session, with_server);
     f->sink = calloc(1, sizeof(*f->sink));
     ASSERT(f->sink);
+    memcpy(f->sink->session, f->net.session, 10);
     mdfeed_sub_config_init(&f->cfg);
     group_str(&f->net, 0, f->ga, sizeof(f->ga));
     group_str(&f->net, 1, f->gb, sizeof(f->gb));
@@ -758,6 +795,300 @@ static void test_hold_bound(void)
     fixture_close(&f);
 }
 
+/* ---- session following ------------------------------------------------------------------ */
+
+/* Makes `name` the sender's (and its re-request server's) session: the gateway restarted. */
+static void net_restart(net_t *n, const char *name)
+{
+    ASSERT_EQ(mdfeed_mold_session_set(n->session, name), 0);
+}
+
+static uint64_t sink_sum(const uint64_t *d, uint64_t first, uint64_t last)
+{
+    uint64_t sum = 0;
+    for (uint64_t q = first; q <= last; q++)
+        sum += d[q];
+    return sum;
+}
+
+static void expect_once(const uint64_t *d, uint64_t first, uint64_t last)
+{
+    for (uint64_t q = first; q <= last; q++)
+        if (d[q] != 1)
+            TEST_FAIL_("seq %" PRIu64 " delivered %" PRIu64 " times", q, d[q]);
+}
+
+static bool session_changed(const fixture_t *f)
+{
+    return f->sink->session_calls > 0;
+}
+
+/* A new session after end of session is followed at once, from sequence 1; the consumer
+ * that missed its first packet recovers 1..10 from the (new) server. */
+static void test_session_after_end(void)
+{
+    fixture_t f;
+    fixture_init(&f, "SESS1", true);
+    f.cfg.group_b = NULL;
+    f.cfg.session_silence_ms = 5000; /* far longer than the test: the end, not silence, acts */
+    fixture_open(&f);
+    for (uint64_t seq = 1; seq <= 50; seq += 10)
+        send_data(&f.net, 0, seq, 10);
+    send_header(&f.net, 0, 51, MDFEED_MOLD_COUNT_END);
+    ASSERT(pump_until(&f, is_ended, 0, 2000));
+    ASSERT_EQ(mdfeed_sub_dispatch(f.sub), MDFEED_EENDED);
+    send_data(&f.net, 0, 51, 10); /* the old session after its end: still ignored */
+    pump_until(&f, NULL, 0, 20);
+    net_restart(&f.net, "SESS2");
+    uint64_t t0 = now_ms();
+    for (uint64_t seq = 11; seq <= 40; seq += 10) /* 1..10 were sent before we listened */
+        send_data(&f.net, 0, seq, 10);
+    ASSERT(pump_until(&f, session_changed, 0, 2000));
+    ASSERT(now_ms() - t0 < 1000);
+    want_seq = 40;
+    ASSERT(pump_until(&f, reached, 0, 3000));
+    expect_once(f.sink->delivered, 1, 50);
+    ASSERT_UEQ(f.sink->delivered[51], 0);
+    expect_once(f.sink->after[0], 1, 40);
+    ASSERT_EQ(f.sink->order_errors, 0);
+    ASSERT_EQ(f.sink->content_errors, 0);
+    ASSERT_UEQ(f.sink->session_calls, 1);
+    ASSERT_EQ(f.sink->session_reason, MDFEED_SESSION_AFTER_END);
+    ASSERT_UEQ(f.sink->session_first, 1);
+    ASSERT_STR_EQ(f.sink->old_session, "SESS1");
+    ASSERT_STR_EQ(f.sink->new_session, "SESS2");
+    mdfeed_sub_stats_t st;
+    mdfeed_sub_stats(f.sub, &st);
+    ASSERT_UEQ(st.session_changes, 1);
+    ASSERT_STR_EQ(st.session, "SESS2");
+    ASSERT_UEQ(st.messages, 90);
+    ASSERT_UEQ(st.recovered, 10);
+    ASSERT_UEQ(st.lost, 0);
+    ASSERT_UEQ(st.next_seq, 41);
+    ASSERT(mdfeed_sub_dispatch(f.sub) >= 0); /* live again */
+    fixture_close(&f);
+}
+
+/* The gateway is killed and a new one (new session) speaks within 50 ms: after the silence
+ * the subscriber follows. What the old session held is delivered, what it still missed (a
+ * gap whose re-requests the dead server never answered) is declared lost as session-change,
+ * and the new session's first packets, buffered during the probation, come first in order;
+ * its leading gap (1..4) is recovered from the new server. */
+static void test_session_fast_restart(void)
+{
+    fixture_t f;
+    fixture_init(&f, "SESS1", true);
+    f.cfg.session_silence_ms = 300;
+    f.cfg.request_timeout_ms = 400; /* the old gap stays requested until the switch */
+    f.net.srv_ignore = true;
+    fixture_open(&f);
+    for (uint64_t seq = 1; seq <= 60; seq += 10)
+        if (seq != 41)
+            send_data(&f.net, seq % 20 ? 0 : 1, seq, 10);
+    pump_until(&f, NULL, 0, 60); /* 41..50 reported and requested; 51..60 held */
+    ASSERT_UEQ(f.sink->gap_msgs, 10);
+    ASSERT_UEQ(f.sink->count, 40);
+    /* Killed; the new process starts 50 ms later with a new session. */
+    usleep(50 * 1000);
+    net_restart(&f.net, "SESS2");
+    f.net.srv_ignore = false;
+    uint64_t t0 = now_ms();
+    uint64_t seq = 5;
+    while (!session_changed(&f) && now_ms() - t0 < 3000) {
+        if (seq < 200) {
+            send_data(&f.net, 0, seq, 5);
+            send_data(&f.net, 1, seq, 5);
+            seq += 5;
+        }
+        pump_until(&f, NULL, 0, 10);
+    }
+    ASSERT(session_changed(&f));
+    ASSERT(f.sink->session_at_ms - t0 >= 300);
+    ASSERT(f.sink->session_at_ms - t0 < 1500);
+    ASSERT_EQ(f.sink->session_reason, MDFEED_SESSION_OLD_SILENT);
+    for (int k = 0; k < 5; k++, seq += 5) {
+        send_data(&f.net, 0, seq, 5);
+        pump_until(&f, NULL, 0, 2);
+    }
+    want_seq = seq - 1;
+    ASSERT(pump_until(&f, reached, 0, 3000));
+    expect_once(f.sink->delivered, 1, 40);
+    expect_once(f.sink->delivered, 51, 60);
+    ASSERT_UEQ(sink_sum(f.sink->delivered, 41, 50), 0);
+    ASSERT_UEQ(f.sink->lost_by_reason[MDFEED_LOSS_SESSION_CHANGE], 10);
+    ASSERT_UEQ(f.sink->lost_msgs, 10);
+    expect_once(f.sink->after[0], 1, seq - 1);
+    ASSERT_EQ(f.sink->order_errors, 0);
+    ASSERT_EQ(f.sink->content_errors, 0);
+    mdfeed_sub_stats_t st;
+    mdfeed_sub_stats(f.sub, &st);
+    ASSERT_UEQ(st.session_changes, 1);
+    ASSERT_UEQ(st.recovered, 4);
+    ASSERT_UEQ(st.wrong_session, 0);
+    ASSERT_UEQ(st.held, 0);
+    ASSERT_EQ(f.sink->warnings[MDFEED_WARN_TWO_SESSIONS], 0);
+    fixture_close(&f);
+}
+
+static void send_session(net_t *n, const char *name, int line, uint64_t seq, uint16_t count)
+{
+    char sess[10];
+    ASSERT_EQ(mdfeed_mold_session_set(sess, name), 0);
+    uint8_t buf[1500];
+    size_t len = count ? build_packet(sess, seq, count, buf, sizeof(buf)) : 20;
+    if (!count)
+        mdfeed_mold_header_encode(buf, sess, seq, 0);
+    send_raw(n, line, buf, len);
+}
+
+/* Two live gateways on one group: the current session keeps heartbeating (every 100 ms, the
+ * silence is 300 ms) while another publishes: no switch, one warning, the other's datagrams
+ * counted as wrong session. When the first one really stops, the other is followed; when the
+ * first one comes back, it is the intruder now: no switch back. */
+static void test_two_live_sessions(void)
+{
+    fixture_t f;
+    fixture_init(&f, "SESS1", false);
+    f.cfg.group_b = NULL;
+    f.cfg.session_silence_ms = 300;
+    fixture_open(&f);
+    send_data(&f.net, 0, 1, 10);
+    uint64_t t0 = now_ms(), other = 1, last_hb = 0;
+    while (now_ms() - t0 < 1000) {
+        if (now_ms() - last_hb >= 100) {
+            send_header(&f.net, 0, 11, 0);
+            last_hb = now_ms();
+        }
+        send_session(&f.net, "OTHER", 0, other, 2);
+        other += 2;
+        pump_until(&f, NULL, 0, 20);
+    }
+    mdfeed_sub_stats_t st;
+    mdfeed_sub_stats(f.sub, &st);
+    ASSERT_UEQ(st.session_changes, 0);
+    ASSERT_STR_EQ(st.session, "SESS1");
+    ASSERT_EQ(f.sink->warnings[MDFEED_WARN_TWO_SESSIONS], 1);
+    ASSERT(st.wrong_session > 0);
+    ASSERT_UEQ(f.sink->count, 10);
+
+    /* SESS1 stops; OTHER goes on: followed after 300 ms of silence. */
+    t0 = now_ms();
+    while (!session_changed(&f) && now_ms() - t0 < 2000) {
+        send_session(&f.net, "OTHER", 0, other, 2);
+        other += 2;
+        pump_until(&f, NULL, 0, 20);
+    }
+    ASSERT(session_changed(&f));
+    ASSERT_STR_EQ(f.sink->new_session, "OTHER");
+    /* SESS1 comes back beside the live OTHER: rejected, warned about once, no switch back. */
+    t0 = now_ms();
+    while (now_ms() - t0 < 800) {
+        send_header(&f.net, 0, 11, 0);
+        send_session(&f.net, "OTHER", 0, other, 2);
+        other += 2;
+        pump_until(&f, NULL, 0, 20);
+    }
+    mdfeed_sub_stats(f.sub, &st);
+    ASSERT_UEQ(st.session_changes, 1);
+    ASSERT_STR_EQ(st.session, "OTHER");
+    ASSERT_EQ(f.sink->warnings[MDFEED_WARN_TWO_SESSIONS], 2);
+    ASSERT_EQ(f.sink->order_errors, 0);
+    ASSERT_EQ(f.sink->content_errors, 0);
+    fixture_close(&f);
+}
+
+/* STRICT mode (and AUTO with a configured session) keeps the old behaviour: one session,
+ * the others counted and ignored, the end is the end. */
+static void test_strict_session(void)
+{
+    for (int mode = 0; mode < 2; mode++) {
+        fixture_t f;
+        fixture_init(&f, "SESS1", false);
+        f.cfg.group_b = NULL;
+        f.cfg.session_silence_ms = 100;
+        if (mode == 0)
+            f.cfg.session_mode = MDFEED_SESSION_STRICT;
+        else
+            f.cfg.session = "SESS1"; /* AUTO: strict because a session is named */
+        fixture_open(&f);
+        send_data(&f.net, 0, 1, 10);
+        pump_until(&f, NULL, 0, 20);
+        for (int i = 0; i < 20; i++) { /* SESS1 silent for 400 ms, SESS2 talking */
+            send_session(&f.net, "SESS2", 0, 1 + 5 * (uint64_t)i, 5);
+            pump_until(&f, NULL, 0, 20);
+        }
+        mdfeed_sub_stats_t st;
+        mdfeed_sub_stats(f.sub, &st);
+        ASSERT_UEQ(st.session_changes, 0);
+        ASSERT_UEQ(st.wrong_session, 20);
+        ASSERT_EQ(f.sink->warnings[MDFEED_WARN_TWO_SESSIONS], 0);
+        send_header(&f.net, 0, 11, MDFEED_MOLD_COUNT_END);
+        ASSERT(pump_until(&f, is_ended, 0, 2000));
+        send_session(&f.net, "SESS2", 0, 101, 5);
+        pump_until(&f, NULL, 0, 50);
+        ASSERT_EQ(mdfeed_sub_dispatch(f.sub), MDFEED_EENDED);
+        mdfeed_sub_stats(f.sub, &st);
+        ASSERT_UEQ(st.session_changes, 0);
+        ASSERT_UEQ(st.messages, 10);
+        ASSERT_UEQ(f.sink->session_calls, 0);
+        fixture_close(&f);
+    }
+}
+
+/* Two re-request servers: the first never answers, so the request fails over to the second,
+ * which does. An answer from an address that is no configured server is ignored. */
+static void test_retransmit_failover(void)
+{
+    fixture_t f;
+    fixture_init(&f, "SESS1", true); /* f.net.srv is the second, answering server */
+    f.cfg.group_b = NULL;
+    f.cfg.request_timeout_ms = 60;
+    int silent = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK, 0);
+    int rogue = socket(AF_INET, SOCK_DGRAM, 0);
+    ASSERT(silent >= 0 && rogue >= 0);
+    uint16_t silent_port = next_port++;
+    struct sockaddr_in sa = {.sin_family = AF_INET,
+                             .sin_port = htons(silent_port),
+                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    ASSERT_EQ(bind(silent, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    sa.sin_port = 0;
+    sa.sin_addr.s_addr = htonl(0x7f000002); /* 127.0.0.2: a host that is not a server */
+    ASSERT_EQ(bind(rogue, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    snprintf(f.rt, sizeof(f.rt), "127.0.0.1:%u,127.0.0.1:%u", silent_port, f.net.srv_port);
+    fixture_open(&f);
+    for (uint64_t seq = 1; seq <= 40; seq += 10)
+        if (seq != 11)
+            send_data(&f.net, 0, seq, 10);
+    uint64_t t0 = now_ms(), silent_requests = 0;
+    want_seq = 40;
+    while (!reached(&f) && now_ms() - t0 < 3000) {
+        pump_until(&f, NULL, 0, 2);
+        uint8_t req[64];
+        struct sockaddr_in from;
+        socklen_t fl = sizeof(from);
+        if (recvfrom(silent, req, sizeof(req), 0, (struct sockaddr *)&from, &fl) == 20) {
+            if (silent_requests++ == 0) { /* the rogue answers in its place */
+                uint8_t buf[1500];
+                size_t len = build_packet(f.net.session, 11, 10, buf, sizeof(buf));
+                ASSERT_EQ(sendto(rogue, buf, len, 0, (struct sockaddr *)&from, fl), (ssize_t)len);
+            }
+        }
+    }
+    ASSERT(reached(&f));
+    expect_all_once(f.sink, 1, 40);
+    mdfeed_sub_stats_t st;
+    mdfeed_sub_stats(f.sub, &st);
+    ASSERT_UEQ(silent_requests, 1);
+    ASSERT(f.net.requests >= 1);
+    ASSERT_UEQ(st.retransmit_failovers, 1);
+    ASSERT_UEQ(st.retransmit_ignored, 1);
+    ASSERT_UEQ(st.recovered, 10);
+    ASSERT_UEQ(st.lost, 0);
+    close(silent);
+    close(rogue);
+    fixture_close(&f);
+}
+
 /* The namespace's lo has force_igmp_version 0, so the subscriber warns; bad configs fail. */
 static void test_addr_parse(void)
 {
@@ -821,6 +1152,15 @@ static void test_warning_and_config_errors(void)
     c.recv_batch = 5000;
     ASSERT_EQ(mdfeed_sub_new(&sub, &c, NULL), MDFEED_EBAD_CONFIG);
     c.recv_batch = 0;
+    c.session_mode = (mdfeed_session_mode_t)7;
+    ASSERT_EQ(mdfeed_sub_new(&sub, &c, NULL), MDFEED_EBAD_CONFIG);
+    c.session_mode = MDFEED_SESSION_AUTO;
+    c.retransmit = "127.0.0.1:5000,";
+    ASSERT_EQ(mdfeed_sub_new(&sub, &c, NULL), MDFEED_EBAD_ADDRESS);
+    c.retransmit = "127.0.0.1:1,127.0.0.1:2,127.0.0.1:3,127.0.0.1:4,127.0.0.1:5,127.0.0.1:6,"
+                   "127.0.0.1:7,127.0.0.1:8,127.0.0.1:9";
+    ASSERT_EQ(mdfeed_sub_new(&sub, &c, NULL), MDFEED_EBAD_CONFIG);
+    c.retransmit = NULL;
     ASSERT_EQ(mdfeed_sub_new(&sub, &c, NULL), 0);
     ASSERT(mdfeed_sub_fd(sub) >= 0);
     ASSERT_EQ(mdfeed_sub_run(sub, 30), MDFEED_ETIMEDOUT);
@@ -842,6 +1182,11 @@ int main(void)
     test_end_of_session();
     test_start_from_sequence();
     test_hold_bound();
+    test_session_after_end();
+    test_session_fast_restart();
+    test_two_live_sessions();
+    test_strict_session();
+    test_retransmit_failover();
     test_warning_and_config_errors();
     test_addr_parse();
     printf("test_subscriber: all passed\n");
