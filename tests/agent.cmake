@@ -1,0 +1,15 @@
+# mdcast-agent (feedhandler/agent/, docs/AGENT.md): the ring, the client source against a real
+# agent, the integration run with hostile clients, the rendered Kubernetes manifests. The fuzz
+# target of the control protocol is in tests/fuzz.cmake (fuzz_agent).
+find_package(Threads REQUIRED)
+
+mdcast_add_c_test(test_agent_ring SOURCES unit/test_agent_ring.c
+                  LIBS mdcast_agent_core Threads::Threads TIMEOUT 120 LABELS unit agent)
+
+# The client source against a real agent (private network namespace, loopback multicast).
+mdcast_add_c_test(test_agent_client SOURCES unit/test_agent_client.c LIBS mdfeed_static
+                  TIMEOUT 120 LABELS unit agent)
+add_dependencies(test_agent_client mdcast-agent)
+target_compile_definitions(test_agent_client PRIVATE
+                           MDCAST_AGENT_BIN="$<TARGET_FILE:mdcast-agent>")
+target_include_directories(test_agent_client PRIVATE ${PROJECT_SOURCE_DIR}/feedhandler/src)
