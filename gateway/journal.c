@@ -18,6 +18,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -412,7 +413,7 @@ static int cfg_uint(const cJSON *v, double min, double max, uint64_t *out)
     if (!cJSON_IsNumber(v))
         return -1;
     double d = v->valuedouble;
-    if (d != (double)(uint64_t)d || d < min || d > max)
+    if (!(d >= min && d <= max) || d != floor(d))
         return -2;
     *out = (uint64_t)d;
     return 0;
@@ -1326,8 +1327,9 @@ static int create_segment_file(gw_journal_t *j, newseg_t *a, int *fd_out)
     return 0;
 }
 
-/* Deletes the oldest whole segments while the channel holds more than retain_bytes; never
- * the active (last) one. */
+/* Deletes the oldest whole segments while the channel would hold more than retain_bytes once
+ * the active (last) segment is full, so the channel never passes retain_bytes; never deletes
+ * the active segment. Runs at open and at every roll. */
 static void apply_retention(gw_journal_t *j, channel_t *c)
 {
     if (!j->cfg.retain_bytes)
@@ -1336,8 +1338,12 @@ static void apply_retention(gw_journal_t *j, channel_t *c)
         char name[SEGMENT_NAMELEN + 1];
         pthread_mutex_lock(&c->mu);
         uint64_t total = 0;
-        for (size_t i = 0; i < c->nsegs; i++)
+        for (size_t i = 0; i + 1 < c->nsegs; i++)
             total += c->segs[i].size;
+        if (c->nsegs)
+            total += c->segs[c->nsegs - 1].size > j->cfg.segment_bytes
+                         ? c->segs[c->nsegs - 1].size
+                         : j->cfg.segment_bytes;
         bool drop = c->nsegs > 1 && total > j->cfg.retain_bytes;
         if (drop) {
             memcpy(name, c->segs[0].name, sizeof(name));
@@ -2309,6 +2315,8 @@ static int verify_channel(int rootfd, const char *name, bool dump, FILE *out)
         gw_journal_scan_t res;
         uint64_t size = 0;
         dump_ctx_t d = {out, dump};
+        if (dump)
+            fprintf(out, "  %s:\n", names[i]);
         if (scan_file(dirfd, names[i], false, NULL, &size, &res, dump_record, &d) < 0) {
             fprintf(out, "  %s: unreadable: %s\n", names[i], strerror(errno));
             worst = 2;

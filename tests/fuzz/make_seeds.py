@@ -57,3 +57,43 @@ for t, n in LENGTHS.items():
     write("itch", name, bytes([255]) + t.encode() + body)
 write("itch", "small_cap", bytes([17]) + b"A" + bytes(35))
 write("itch", "wrong_len", bytes([255]) + b"D" + bytes(20))
+
+
+# ---- journal segments (gateway/journal.c, docs/JOURNAL.md): little-endian, CRC32C ----
+def crc32c(data, crc=0):
+    crc ^= 0xFFFFFFFF
+    for b in data:
+        crc ^= b
+        for _ in range(8):
+            crc = (crc >> 1) ^ 0x82F63B78 if crc & 1 else crc >> 1
+    return crc ^ 0xFFFFFFFF
+
+
+def jheader(channel, session, first_seq):
+    h = (b"MDCJRNL\0" + struct.pack("<HHI", 1, 72, 0) + channel.ljust(32, b"\0")
+         + session.ljust(10) + b"\0\0" + struct.pack("<Q", first_seq))
+    return h + struct.pack("<I", crc32c(h))
+
+
+def jrecord(seq, user, user_seq, msg):
+    head = struct.pack("<I", len(msg))
+    rest = struct.pack("<Q", seq) + user.ljust(6) + b"\0\0" + struct.pack("<Q", user_seq) + msg
+    return head + struct.pack("<I", crc32c(rest, crc32c(head))) + rest
+
+
+jrng = random.Random(11)
+jmsgs = [bytes(jrng.randrange(256) for _ in range(jrng.randrange(0, 60))) for _ in range(12)]
+jgood = jheader(b"alpha", b"SESSA", 1) + b"".join(
+    jrecord(i + 1, b"pubA", 2 * i + 2, m) for i, m in enumerate(jmsgs))
+write("journal", "good", jgood)
+write("journal", "header_only", jheader(b"beta", b"MDCAST0001", 1000))
+write("journal", "torn_cut", jgood[:-7])
+write("journal", "torn_zeros", jgood + bytes(300))
+mid = bytearray(jgood)
+mid[72 + 40] ^= 0x10
+write("journal", "corrupt_middle", bytes(mid))
+write("journal", "bad_seq", jheader(b"alpha", b"S", 5) + jrecord(5, b"u", 1, b"a")
+      + jrecord(7, b"u", 2, b"b"))
+write("journal", "big_record", jheader(b"alpha", b"S", 2**64 - 3) + jrecord(2**64 - 3, b"", 0,
+                                                                             bytes(4000)))
+write("journal", "bad_header_crc", jgood[:68] + b"\0\0\0\0" + jgood[72:])
