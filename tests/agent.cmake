@@ -13,3 +13,10 @@ add_dependencies(test_agent_client mdcast-agent)
 target_compile_definitions(test_agent_client PRIVATE
                            MDCAST_AGENT_BIN="$<TARGET_FILE:mdcast-agent>")
 target_include_directories(test_agent_client PRIVATE ${PROJECT_SOURCE_DIR}/feedhandler/src)
+
+# Integration: agent + 4 readers (one SIGSTOPped) + hostile clients, in a namespace of its own.
+add_executable(agent-it integration/agent/agent_it.c)
+target_include_directories(agent-it PRIVATE ${PROJECT_SOURCE_DIR}/feedhandler/src)
+target_link_libraries(agent-it PRIVATE mdfeed_static)
+mdcast_add_sh_test(test_agent_it SCRIPT ${CMAKE_CURRENT_SOURCE_DIR}/integration/agent/test_agent_it.sh
+                   TIMEOUT 120 LABELS integration agent)

@@ -51,7 +51,8 @@ struct mdfeed_agent_source {
     line_t lines[2];
     unsigned first_line; /* alternates, so neither line starves the other */
     uint32_t backoff_ms;
-    uint64_t reconnect_at, keepalive_at, heard_at; /* monotonic ns; 0 = not scheduled */
+    uint64_t reconnect_at, keepalive_at; /* monotonic ns; 0 = not scheduled */
+    uint64_t ka_sent_at; /* oldest keepalive not answered yet; 0 = none outstanding */
     uint32_t req_id;
     mdfeed_agent_source_stats_t st;
     uint8_t *iobuf;
@@ -142,8 +143,8 @@ static void try_connect(mdfeed_agent_source_t *s)
     if (fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 &&
         watch(s, fd, EPOLLIN, TAG_SOCK) == 0) {
         s->sock = fd;
-        s->heard_at = now_ns();
-        s->keepalive_at = s->heard_at + ms(s->cfg.keepalive_ms);
+        s->ka_sent_at = 0;
+        s->keepalive_at = now_ns() + ms(s->cfg.keepalive_ms);
         agent_hello_t h = {.min_version = AGENT_PROTO_VERSION, .max_version = AGENT_PROTO_VERSION};
         memcpy(h.name, s->name, sizeof(h.name));
         if (send_request(s, AGENT_MSG_HELLO, &h) == 0)
@@ -185,7 +186,8 @@ static void send_keepalive(mdfeed_agent_source_t *s)
                                                 .laps = s->st.laps,
                                                 .lost = s->st.lapped};
     }
-    (void)send_request(s, AGENT_MSG_KEEPALIVE, &k);
+    if (send_request(s, AGENT_MSG_KEEPALIVE, &k) == 0 && !s->ka_sent_at)
+        s->ka_sent_at = now_ns();
 }
 
 /* Maps a received ring read-only and checks its geometry against the file's real size. */
@@ -293,6 +295,8 @@ static int handle(mdfeed_agent_source_t *s, const agent_msg_t *m, int *fds, int 
     case AGENT_MSG_SUBSCRIBED:
         return on_subscribed(s, m, fds, nfds);
     case AGENT_MSG_KEEPALIVE:
+        s->ka_sent_at = 0;
+        return 0;
     case AGENT_MSG_UNSUBSCRIBE:
         return 0;
     case AGENT_MSG_ERROR:
@@ -332,9 +336,7 @@ static int read_message(mdfeed_agent_source_t *s, mdfeed_agent_datagram_t *out)
     for (int i = 0; i < 2; i++)
         if (fds[i] >= 0)
             close(fds[i]);
-    if (rc >= 0)
-        s->heard_at = now_ns();
-    else
+    if (rc < 0)
         disconnect(s);
     return rc;
 }
@@ -351,8 +353,11 @@ static void run_timer(mdfeed_agent_source_t *s)
             arm_timer(s);
         return;
     }
-    if (now - s->heard_at > 3 * ms(s->cfg.keepalive_ms)) {
-        disconnect(s); /* three keepalives unanswered: the agent hangs */
+    /* A keepalive unanswered for three intervals: the agent hangs. Measured from the
+     * request, not from the last message heard, so that a consumer that was itself stopped
+     * (SIGSTOP, a long GC pause) does not blame the agent when it runs again. */
+    if (s->ka_sent_at && now - s->ka_sent_at > 3 * ms(s->cfg.keepalive_ms)) {
+        disconnect(s);
         return;
     }
     if (now >= s->keepalive_at) {
@@ -402,9 +407,10 @@ static unsigned service(mdfeed_agent_source_t *s, mdfeed_agent_datagram_t *out, 
     struct epoll_event evs[8];
     int ne = epoll_wait(s->epfd, evs, 8, 0);
     bool sock_ready = false;
+    bool timer_ready = false;
     for (int e = 0; e < ne; e++) {
         if (evs[e].data.u32 == TAG_TIMER)
-            run_timer(s);
+            timer_ready = true;
         else if (evs[e].data.u32 == TAG_KICK && s->kicked) {
             uint64_t v;
             (void)!read(s->kick, &v, sizeof(v));
@@ -422,6 +428,9 @@ static unsigned service(mdfeed_agent_source_t *s, mdfeed_agent_datagram_t *out, 
         else if (rc < 0)
             break;
     }
+    /* After the socket: replies that waited there while we were not running count first. */
+    if (timer_ready)
+        run_timer(s);
     return n;
 }
 
@@ -540,6 +549,8 @@ void mdfeed_agent_source_free(mdfeed_agent_source_t *s)
 {
     if (!s)
         return;
+    if (s->sock >= 0)
+        send_keepalive(s); /* the last positions and laps, for the agent's metrics */
     for (int i = 0; i < 2; i++)
         line_unmap(&s->lines[i]);
     int fds[] = {s->sock, s->tfd, s->kick, s->epfd};
