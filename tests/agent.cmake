@@ -20,3 +20,8 @@ target_include_directories(agent-it PRIVATE ${PROJECT_SOURCE_DIR}/feedhandler/sr
 target_link_libraries(agent-it PRIVATE mdfeed_static)
 mdcast_add_sh_test(test_agent_it SCRIPT ${CMAKE_CURRENT_SOURCE_DIR}/integration/agent/test_agent_it.sh
                    TIMEOUT 120 LABELS integration agent)
+
+# deploy/k8s/agent rendered and checked offline (style of tests/deploy/check_k8s.py).
+add_test(NAME deploy_agent_k8s COMMAND python3 ${CMAKE_CURRENT_SOURCE_DIR}/deploy/check_agent_k8s.py)
+set_tests_properties(deploy_agent_k8s PROPERTIES TIMEOUT 120 SKIP_RETURN_CODE 77 LABELS "deploy;agent"
+                     ENVIRONMENT "MDCAST_BUILD_DIR=${CMAKE_BINARY_DIR};MDCAST_SOURCE_DIR=${CMAKE_SOURCE_DIR}")

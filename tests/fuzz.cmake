@@ -41,3 +41,18 @@ mdcast_add_fuzz(itch itch.c)
 # The gateway's hot-path helpers against the general paths (both codecs' sources).
 mdcast_add_fuzz(fastpath soupbintcp.c)
 target_sources(fuzz_fastpath PRIVATE ${MDCAST_CODEC_SRC}/moldudp64.c)
+
+# The agent's control protocol (header-only parser in feedhandler/agent/agent_wire.h); it has
+# no committed seeds: libFuzzer starts from the empty input and a scratch corpus.
+add_executable(fuzz_agent ${CMAKE_CURRENT_SOURCE_DIR}/fuzz/fuzz_agent.c)
+target_include_directories(fuzz_agent PRIVATE ${PROJECT_SOURCE_DIR}/feedhandler/agent)
+target_compile_options(fuzz_agent PRIVATE ${MDCAST_FUZZ_FLAGS})
+target_link_options(fuzz_agent PRIVATE ${MDCAST_FUZZ_FLAGS})
+set_target_properties(fuzz_agent PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${CMAKE_CURRENT_BINARY_DIR}/fuzz)
+file(MAKE_DIRECTORY ${CMAKE_CURRENT_BINARY_DIR}/fuzz/corpus-agent)
+add_test(NAME fuzz_agent
+         COMMAND fuzz_agent -max_total_time=${MDCAST_FUZZ_SECONDS} -timeout=10 -rss_limit_mb=2048
+                 -print_final_stats=1 -artifact_prefix=${CMAKE_CURRENT_BINARY_DIR}/fuzz/agent-
+                 ${CMAKE_CURRENT_BINARY_DIR}/fuzz/corpus-agent)
+set_tests_properties(fuzz_agent PROPERTIES TIMEOUT 120 LABELS "fuzz;agent"
+                     ENVIRONMENT "ASAN_OPTIONS=detect_leaks=1:abort_on_error=1")

@@ -150,8 +150,13 @@ static bool reply(agent_t *a, agent_client_t *c, unsigned type, uint32_t id, con
 {
     uint8_t buf[sizeof(agent_msg_hdr_t) + sizeof(agent_subscribed_t) + sizeof(agent_keepalive_t)];
     size_t len = agent_msg_encode(buf, sizeof(buf), type, id, body, NULL, 0);
-    if (send_msg(c, buf, len, fds, nfds) == 0)
+    int rc = send_msg(c, buf, len, fds, nfds);
+    if (rc == 0)
         return true;
+    if (rc == -EPIPE || rc == -ECONNRESET) { /* it left before the answer: not misbehaving */
+        close_client(a, c);
+        return false;
+    }
     agent_client_drop(a, c, AGENT_DROP_SLOW, "reply did not fit its socket");
     return false;
 }
