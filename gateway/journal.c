@@ -106,8 +106,7 @@ static void crc_init(void)
     }
     for (uint32_t n = 0; n < 256; n++)
         for (int t = 1; t < 8; t++)
-            crc_table[t][n] =
-                (crc_table[t - 1][n] >> 8) ^ crc_table[0][crc_table[t - 1][n] & 0xff];
+            crc_table[t][n] = (crc_table[t - 1][n] >> 8) ^ crc_table[0][crc_table[t - 1][n] & 0xff];
 }
 
 uint32_t gw_crc32c_sw(uint32_t crc, const void *buf, size_t len)
@@ -325,7 +324,7 @@ void gw_journal_scan_buffer(const uint8_t *buf, size_t len, gw_journal_scan_t *o
         gw_journal_record_t r;
         long rc = decode_record(buf + off, len - off, &r);
         if (rc < 0) {
-            out->status = rc == -EAGAIN    ? GW_JOURNAL_SCAN_SHORT
+            out->status = rc == -EAGAIN   ? GW_JOURNAL_SCAN_SHORT
                           : rc == -EILSEQ ? GW_JOURNAL_SCAN_BAD_CRC
                                           : GW_JOURNAL_SCAN_BAD_LEN;
             out->torn = !valid_record_after(buf, len, off, expect);
@@ -393,9 +392,8 @@ void gw_journal_config_default(gw_journal_config_t *cfg)
     cfg->close_timeout_ms = 5000;
 }
 
-__attribute__((format(printf, 5, 6))) static int cfg_fail(char *err, size_t errlen,
-                                                          const char *path, const char *key,
-                                                          const char *fmt, ...)
+__attribute__((format(printf, 5, 6))) static int
+cfg_fail(char *err, size_t errlen, const char *path, const char *key, const char *fmt, ...)
 {
     int n = key ? snprintf(err, errlen, "%s.%s: ", path, key) : snprintf(err, errlen, "%s: ", path);
     if (n < 0 || (size_t)n >= errlen)
@@ -469,8 +467,7 @@ static int cfg_fsync(const cJSON *obj, const char *path, gw_journal_config_t *ou
     }
     const cJSON *iv = cJSON_GetObjectItemCaseSensitive(obj, "fsync_interval_ms");
     if (iv && out->fsync != GW_JOURNAL_FSYNC_INTERVAL)
-        return cfg_fail(err, errlen, path, "fsync_interval_ms",
-                        "only with fsync \"interval\"");
+        return cfg_fail(err, errlen, path, "fsync_interval_ms", "only with fsync \"interval\"");
     uint64_t ms = out->fsync_interval_ms;
     if (cfg_size(obj, path, "fsync_interval_ms", 1, 60000, &ms, err, errlen))
         return -1;
@@ -478,8 +475,8 @@ static int cfg_fsync(const cJSON *obj, const char *path, gw_journal_config_t *ou
     return 0;
 }
 
-int gw_journal_config_parse(const cJSON *obj, const char *path, gw_journal_config_t *out,
-                            char *err, size_t errlen)
+int gw_journal_config_parse(const cJSON *obj, const char *path, gw_journal_config_t *out, char *err,
+                            size_t errlen)
 {
     gw_journal_config_default(out);
     if (!path)
@@ -502,8 +499,7 @@ int gw_journal_config_parse(const cJSON *obj, const char *path, gw_journal_confi
      * this runs on, so a larger figure is a typo. */
     if (cfg_size(obj, path, "segment_bytes", 4096, 1099511627776.0, &out->segment_bytes, err,
                  errlen) ||
-        cfg_size(obj, path, "retain_bytes", 0, 9007199254740992.0, &out->retain_bytes, err,
-                 errlen))
+        cfg_size(obj, path, "retain_bytes", 0, 9007199254740992.0, &out->retain_bytes, err, errlen))
         return -1;
     if (out->retain_bytes && out->retain_bytes < out->segment_bytes)
         return cfg_fail(err, errlen, path, "retain_bytes",
@@ -565,21 +561,21 @@ typedef struct {
     int norigins, caporigins;
 
     /* Writer thread (and open/close, when the writer is not running). */
-    chunk_t *whead;              /* oldest chunk still held */
-    chunk_t *wchunk;             /* next byte to write: wchunk->data[woff] */
-    size_t woff;                 /*   ... */
-    chunk_t *schunk;             /* first byte not yet durable */
-    size_t soff;                 /*   ... */
-    uint64_t sfile_off;          /* its offset in the active segment */
-    uint64_t unsynced_bytes;     /* stream bytes between the two cursors */
-    int fd;                      /* active segment */
-    uint64_t file_off;           /* its size */
-    uint64_t seg_records;        /* records in it */
-    uint64_t segs_last_idx;      /* offset of its last index entry */
-    uint32_t wordinal;           /* its ordinal */
+    chunk_t *whead;          /* oldest chunk still held */
+    chunk_t *wchunk;         /* next byte to write: wchunk->data[woff] */
+    size_t woff;             /*   ... */
+    chunk_t *schunk;         /* first byte not yet durable */
+    size_t soff;             /*   ... */
+    uint64_t sfile_off;      /* its offset in the active segment */
+    uint64_t unsynced_bytes; /* stream bytes between the two cursors */
+    int fd;                  /* active segment */
+    uint64_t file_off;       /* its size */
+    uint64_t seg_records;    /* records in it */
+    uint64_t segs_last_idx;  /* offset of its last index entry */
+    uint32_t wordinal;       /* its ordinal */
     char wsession[MDFEED_MOLD_SESSION_LEN];
-    uint64_t wseq, dseq;         /* last written, last durable */
-    bool dirty;                  /* written since the last fsync */
+    uint64_t wseq, dseq; /* last written, last durable */
+    bool dirty;          /* written since the last fsync */
 
     /* Shared, under mu: the segment list with its index, and the published watermarks. */
     pthread_mutex_t mu;
@@ -662,8 +658,7 @@ static void segment_name(char out[SEGMENT_NAMELEN + 1], uint32_t ordinal, uint64
 
 static bool parse_segment_name(const char *name, uint32_t *ordinal, uint64_t *first_seq)
 {
-    if (strlen(name) != SEGMENT_NAMELEN || name[8] != '-' ||
-        strcmp(name + 29, SEGMENT_SUFFIX) != 0)
+    if (strlen(name) != SEGMENT_NAMELEN || name[8] != '-' || strcmp(name + 29, SEGMENT_SUFFIX) != 0)
         return false;
     uint64_t o = 0, s = 0;
     for (int i = 0; i < 29; i++) {
@@ -892,8 +887,8 @@ static void check_segment(const char *chname, const char *name, bool is_last, ui
                    memcmp(prev->session, res->hdr.session, MDFEED_MOLD_SESSION_LEN) != 0)))) {
         out->verdict = SEG_CORRUPT;
         snprintf(out->why, sizeof(out->why),
-                 "gap: the previous segment %s ends at seq %" PRIu64 " (same session)",
-                 prev->name, prev->last_seq);
+                 "gap: the previous segment %s ends at seq %" PRIu64 " (same session)", prev->name,
+                 prev->last_seq);
         return;
     }
     if (res->status == GW_JOURNAL_SCAN_OK)
@@ -992,8 +987,8 @@ static int recover_scanned(gw_journal_t *j, channel_t *c, char **names, size_t i
                     strerror(-rc));
     }
     seg_check_t chk;
-    check_segment(c->name, name, i + 1 == n, size, &res,
-                  c->nsegs ? &c->segs[c->nsegs - 1] : NULL, &chk);
+    check_segment(c->name, name, i + 1 == n, size, &res, c->nsegs ? &c->segs[c->nsegs - 1] : NULL,
+                  &chk);
     if (chk.verdict == SEG_CORRUPT && !j->cfg.truncate_corrupt) {
         free(seg.idx);
         close(fd);
@@ -1020,8 +1015,8 @@ static int recover_scanned(gw_journal_t *j, channel_t *c, char **names, size_t i
     if (chk.verdict != SEG_GOOD && (rc = cut_segment(j, c, name, fd, size, &chk)) < 0) {
         close(fd);
         free(seg.idx);
-        return errf(err, errlen, rc, "journal: %s/%s/%s: truncate: %s", j->cfg.dir, c->name,
-                    name, strerror(-rc));
+        return errf(err, errlen, rc, "journal: %s/%s/%s: truncate: %s", j->cfg.dir, c->name, name,
+                    strerror(-rc));
     }
     if (chk.verdict == SEG_CORRUPT) {
         drop_later(c, names, i + 1, n, &j->truncated_bytes);
@@ -1279,8 +1274,8 @@ static void release_synced(gw_journal_t *j, channel_t *c)
 static void publish(gw_journal_t *j, channel_t *c)
 {
     pthread_mutex_lock(&c->mu);
-    bool changed = c->pub_written != c->wseq || c->pub_durable != c->dseq ||
-                   c->pub_ordinal != c->wordinal;
+    bool changed =
+        c->pub_written != c->wseq || c->pub_durable != c->dseq || c->pub_ordinal != c->wordinal;
     c->pub_written = c->wseq;
     c->pub_durable = c->dseq;
     c->pub_ordinal = c->wordinal;
@@ -1341,9 +1336,8 @@ static void apply_retention(gw_journal_t *j, channel_t *c)
         for (size_t i = 0; i + 1 < c->nsegs; i++)
             total += c->segs[i].size;
         if (c->nsegs)
-            total += c->segs[c->nsegs - 1].size > j->cfg.segment_bytes
-                         ? c->segs[c->nsegs - 1].size
-                         : j->cfg.segment_bytes;
+            total += c->segs[c->nsegs - 1].size > j->cfg.segment_bytes ? c->segs[c->nsegs - 1].size
+                                                                       : j->cfg.segment_bytes;
         bool drop = c->nsegs > 1 && total > j->cfg.retain_bytes;
         if (drop) {
             memcpy(name, c->segs[0].name, sizeof(name));
@@ -1810,8 +1804,7 @@ int gw_journal_session(const gw_journal_t *j, int ch, char session[MDFEED_MOLD_S
     return 0;
 }
 
-int gw_journal_origin_get(const gw_journal_t *j, int ch, const char *username,
-                          uint64_t *user_seq)
+int gw_journal_origin_get(const gw_journal_t *j, int ch, const char *username, uint64_t *user_seq)
 {
     if (ch < 0 || ch >= j->nch || !username)
         return -EINVAL;
@@ -2146,8 +2139,7 @@ static void on_async_closed(uv_handle_t *h)
 static int check_config(const gw_journal_config_t *cfg, int nchannels, char *err, size_t errlen)
 {
     if (!cfg->dir[0] || nchannels < 1 || nchannels > GW_JOURNAL_MAX_CHANNELS)
-        return errf(err, errlen, -EINVAL, "journal: no dir or a bad channel count (%d)",
-                    nchannels);
+        return errf(err, errlen, -EINVAL, "journal: no dir or a bad channel count (%d)", nchannels);
     if (cfg->segment_bytes < 4096 || cfg->backlog_max_bytes < 2 * CHUNK_BYTES ||
         cfg->backlog_high_bytes == 0 || cfg->backlog_high_bytes >= cfg->backlog_max_bytes ||
         (cfg->fsync == GW_JOURNAL_FSYNC_INTERVAL && cfg->fsync_interval_ms == 0))
@@ -2172,8 +2164,7 @@ static int open_root(gw_journal_t *j, char *err, size_t errlen)
         return errf(err, errlen, -errno, "journal: %s/.lock: %s", j->cfg.dir, strerror(errno));
     if (flock(j->lockfd, LOCK_EX | LOCK_NB) < 0)
         return errf(err, errlen, errno == EWOULDBLOCK ? -EBUSY : -errno,
-                    "journal: %s is in use by another process (%s)", j->cfg.dir,
-                    strerror(errno));
+                    "journal: %s is in use by another process (%s)", j->cfg.dir, strerror(errno));
     return 0;
 }
 
@@ -2231,8 +2222,8 @@ int gw_journal_open(gw_journal_t **out, const gw_journal_config_t *cfg, uv_loop_
         j->async.data = j;
     }
     gw_log(GW_LOG_INFO,
-           "journal: %s opened, %d channel(s), %" PRIu64 " records recovered in %.1f ms",
-           cfg->dir, nchannels, j->recovered_records, (double)j->recovery_ns / 1e6);
+           "journal: %s opened, %d channel(s), %" PRIu64 " records recovered in %.1f ms", cfg->dir,
+           nchannels, j->recovered_records, (double)j->recovery_ns / 1e6);
     *out = j;
     return 0;
 }
@@ -2284,11 +2275,10 @@ static int dump_record(void *data, const gw_journal_record_t *r)
     for (size_t i = 0; i < n; i++)
         snprintf(hex + 2 * i, 3, "%02x", r->msg[i]);
     hex[2 * n] = '\0';
-    fprintf(d->out,
-            "    seq %" PRIu64 " user %.6s user_seq %" PRIu64 " len %" PRIu32 " off %" PRIu64
-            " %s%s\n",
-            r->seq, r->origin.user, r->origin.user_seq, r->len, r->off, hex,
-            r->len > 16 ? "..." : "");
+    fprintf(
+        d->out,
+        "    seq %" PRIu64 " user %.6s user_seq %" PRIu64 " len %" PRIu32 " off %" PRIu64 " %s%s\n",
+        r->seq, r->origin.user, r->origin.user_seq, r->len, r->off, hex, r->len > 16 ? "..." : "");
     return 0;
 }
 
@@ -2328,7 +2318,9 @@ static int verify_channel(int rootfd, const char *name, bool dump, FILE *out)
                 "  %s: session %.10s records %" PRIu64 " seq %" PRIu64 "..%" PRIu64
                 " bytes %" PRIu64 " %s",
                 names[i], res.hdr.session, res.records, res.hdr.first_seq, res.last_seq, size,
-                chk.verdict == SEG_GOOD ? "ok" : chk.verdict == SEG_TORN ? "TORN" : "CORRUPT");
+                chk.verdict == SEG_GOOD   ? "ok"
+                : chk.verdict == SEG_TORN ? "TORN"
+                                          : "CORRUPT");
         if (chk.verdict != SEG_GOOD)
             fprintf(out, " at offset %" PRIu64 ": %s (%" PRIu64 " bytes after it)", chk.offset,
                     chk.why, size - chk.offset);
@@ -2370,8 +2362,7 @@ int gw_journal_verify(const char *dir, bool dump, FILE *out)
     int worst = 0;
     while ((de = readdir(d))) {
         struct stat st;
-        if (de->d_name[0] == '.' || fstatat(rootfd, de->d_name, &st, 0) < 0 ||
-            !S_ISDIR(st.st_mode))
+        if (de->d_name[0] == '.' || fstatat(rootfd, de->d_name, &st, 0) < 0 || !S_ISDIR(st.st_mode))
             continue;
         if (n == cap) {
             cap = cap ? cap * 2 : 8;

@@ -129,12 +129,12 @@ int gw_journal_session(const gw_journal_t *j, int ch, char session[MDFEED_MOLD_S
 /* Origin table of the current session as recovered at open: the highest user_seq found per
  * username. gw_journal_origin_get() takes a username of up to 6 characters; returns 0 or
  * -ENOENT. gw_journal_origin_count()/_at() enumerate the table. */
-int gw_journal_origin_get(const gw_journal_t *j, int ch, const char *username,
-                          uint64_t *user_seq);
+int gw_journal_origin_get(const gw_journal_t *j, int ch, const char *username, uint64_t *user_seq);
 int gw_journal_origin_count(const gw_journal_t *j, int ch);
 int gw_journal_origin_at(const gw_journal_t *j, int ch, int i, gw_journal_origin_t *out);
 
-/* Copies one message into the in-memory batch; no syscall, no disk. `seq` must be the channel's
+/* Copies one message into the in-memory batch; no disk, no syscall (a 1 MiB chunk comes from
+ * a pool; only when the pool of 8 is empty is one malloc()ed). `seq` must be the channel's
  * next sequence number; origin may be NULL (connect mode: no publisher). Returns 0; 1 when
  * accepted but the backlog is above the high-water mark (pause ingress until
  * gw_journal_throttled() turns false, checked in on_progress); -ENOBUFS refused (past the hard
@@ -164,10 +164,13 @@ void gw_journal_poll(gw_journal_t *j);
 typedef int (*gw_journal_read_cb)(void *data, uint64_t seq, const uint8_t *msg, size_t len);
 /* Reads messages seq, seq+1 ... of the channel's current session from disk, stopping at
  * max_count messages, at max_bytes of message bytes (at least one message is delivered), or at
- * the written watermark. Synchronous: one open() per segment touched and preads of at most
- * 256 KiB, reading at most max_bytes + 192 KiB (the sparse index points within 64 KiB of any
- * message). Returns the number delivered, -ENOENT when seq is not held (retained away, or not
- * yet written), -EIO when the file no longer matches its CRCs. */
+ * the written watermark. Synchronous, on the calling (loop) thread: one open() per segment
+ * touched and preads of up to 256 KiB; it reads at most 64 KiB before `seq` (the sparse index
+ * holds a record start every 64 KiB) plus max_bytes + 32 * max_count after it, rounded up to
+ * one more 256 KiB read per segment. From the page cache that is tens of microseconds; the
+ * caller bounds max_count/max_bytes per re-request (retransmit_max_messages). Returns the
+ * number delivered, -ENOENT when seq is not held (retained away, or not yet written), -EIO
+ * when the file no longer matches its CRCs. */
 int gw_journal_read(gw_journal_t *j, int ch, uint64_t seq, uint32_t max_count, size_t max_bytes,
                     gw_journal_read_cb cb, void *data);
 

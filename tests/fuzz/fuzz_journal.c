@@ -30,8 +30,8 @@ static int on_record(void *arg, const gw_journal_record_t *r)
     c->count++;
     c->last_end = r->off + GW_JOURNAL_RECORD_HDR + r->len;
     if (c->out)
-        c->out_len += gw_journal_encode_record(c->out + c->out_len, r->seq, &r->origin, r->msg,
-                                               r->len);
+        c->out_len +=
+            gw_journal_encode_record(c->out + c->out_len, r->seq, &r->origin, r->msg, r->len);
     return 0;
 }
 
@@ -59,9 +59,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     c.out_len = GW_JOURNAL_HEADER_LEN;
     gw_journal_scan_t res2;
     gw_journal_scan_buffer(data, size, &res2, on_record, &c);
-    if (memcmp(&res, &res2, sizeof(res)) != 0 || c.count != res.records ||
-        res.good_end > size || res.good_end != c.last_end ||
-        (res.status == GW_JOURNAL_SCAN_OK && res.good_end != size) ||
+    if (memcmp(&res, &res2, sizeof(res)) != 0 || c.count != res.records || res.good_end > size ||
+        res.good_end != c.last_end || (res.status == GW_JOURNAL_SCAN_OK && res.good_end != size) ||
         (res.status != GW_JOURNAL_SCAN_OK && res.good_end >= size) ||
         res.last_seq != res.hdr.first_seq + res.records - 1)
         abort();

@@ -307,8 +307,8 @@ static void test_crc(void)
             size_t cut = len / 3;
             ASSERT_UEQ(gw_crc32c(gw_crc32c(0, big + off, cut), big + off + cut, len - cut), s);
         }
-    printf("crc: hardware crc32 %s\n", gw_crc32c_hw_available() ? "available and tested"
-                                                                : "absent (tables tested twice)");
+    printf("crc: hardware crc32 %s\n",
+           gw_crc32c_hw_available() ? "available and tested" : "absent (tables tested twice)");
 }
 
 static int parse_json(const char *text, gw_journal_config_t *cfg, char *err, size_t errlen)
@@ -809,7 +809,8 @@ static void test_verify_dump(void)
     fclose(out);
     fputs(text, stdout);
     ASSERT(strstr(text, "channel alpha: 1 segment(s)"));
-    ASSERT(strstr(text, "00000001-00000000000000000001.mdj: session SESSA      records 3 seq 1..3"));
+    ASSERT(
+        strstr(text, "00000001-00000000000000000001.mdj: session SESSA      records 3 seq 1..3"));
     ASSERT(strstr(text, "seq 2 user pubA   user_seq 4 len"));
     ASSERT(strstr(text, "result: ok"));
     ASSERT_EQ(verify_quiet("/nonexistent/journal"), 2);
