@@ -7,6 +7,7 @@
 
 #include <arpa/inet.h>
 #include <cjson/cJSON.h>
+#include <ctype.h>
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
@@ -502,10 +503,55 @@ static int parse_retransmit(ctx_t *c, const cJSON *root, gw_config_t *cfg)
     return 0;
 }
 
+/* `journal` (optional): the journal stage's own parser validates the object. A channel's
+ * journal directory is named after it, so the name must be a safe file name. */
+static int parse_journal(ctx_t *c, const cJSON *root, gw_config_t *cfg)
+{
+    const cJSON *j = cJSON_GetObjectItemCaseSensitive(root, "journal");
+    gw_journal_config_default(&cfg->journal);
+    if (!j)
+        return 0;
+    if (gw_journal_config_parse(j, "journal", &cfg->journal, c->err, c->errlen) != 0)
+        return -1;
+    for (int i = 0; i < cfg->nchannels; i++) {
+        const char *n = cfg->channels[i].name;
+        bool ok = strcmp(n, ".") != 0 && strcmp(n, "..") != 0;
+        for (const char *p = n; *p && ok; p++)
+            ok = isalnum((unsigned char)*p) || *p == '.' || *p == '_' || *p == '-';
+        if (!ok) {
+            char k[64];
+            snprintf(k, sizeof(k), "channels[%d].name", i);
+            return fail(c, k, "with a journal it names a directory: use [A-Za-z0-9._-] only");
+        }
+    }
+    cfg->journal_on = true;
+    return 0;
+}
+
+/* `end_of_session_at` (optional): "HH:MM" or "HH:MM:SS", UTC -- the end of the trading day,
+ * when the gateway ends every channel's session on its own. */
+static int parse_end_time(ctx_t *c, const cJSON *root, gw_config_t *cfg)
+{
+    bool bad = false;
+    const char *t = get_str(c, root, "", "end_of_session_at", false, &bad);
+    cfg->end_of_session_at_s = -1;
+    if (bad || !t)
+        return bad ? -1 : 0;
+    unsigned h, m, sec = 0;
+    char tail;
+    int n = sscanf(t, "%2u:%2u:%2u%c", &h, &m, &sec, &tail);
+    if (!(n == 2 || n == 3) || h > 23 || m > 59 || sec > 59 || strlen(t) != (n == 2 ? 5u : 8u))
+        return fail(c, "end_of_session_at", "must be \"HH:MM\" or \"HH:MM:SS\" (UTC), got \"%s\"",
+                    t);
+    cfg->end_of_session_at_s = (int32_t)(h * 3600 + m * 60 + sec);
+    return 0;
+}
+
 static int parse_root(ctx_t *c, const cJSON *root, gw_config_t *cfg)
 {
     static const char *const keys[] = {"ingress", "egress",    "channels", "retransmit",
-                                       "metrics", "log_level", "comment",  NULL};
+                                       "metrics", "log_level", "journal",  "end_of_session_at",
+                                       "comment", NULL};
     if (check_keys(c, root, "", keys))
         return -1;
     /* Channels first: users refer to them by name. */
@@ -537,6 +583,8 @@ static int parse_root(ctx_t *c, const cJSON *root, gw_config_t *cfg)
     bool bad = false;
     const char *ml = get_str(c, m, "metrics", "listen", true, &bad);
     if (bad || parse_hostport(c, "metrics.listen", ml, true, &cfg->metrics_listen))
+        return -1;
+    if (parse_journal(c, root, cfg) || parse_end_time(c, root, cfg))
         return -1;
     const char *lvl = get_str(c, root, "", "log_level", false, &bad);
     if (bad)

@@ -3,6 +3,7 @@
 #ifndef GW_CONFIG_H
 #define GW_CONFIG_H
 
+#include "journal.h"
 #include "mdfeed/moldudp64.h"
 #include "mdfeed/soupbintcp.h"
 
@@ -74,6 +75,10 @@ typedef struct {
 
     struct sockaddr_in metrics_listen;
     int log_level;
+
+    bool journal_on; /* key `journal` given */
+    gw_journal_config_t journal;
+    int32_t end_of_session_at_s; /* seconds after 00:00 UTC, or -1 (only on request) */
 } gw_config_t;
 
 /* Fills `cfg` from JSON text. Returns 0, or -1 with "key: reason" in `err`. */

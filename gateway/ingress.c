@@ -21,16 +21,38 @@ typedef struct conn {
     bool closing;
     uint64_t last_rx_ms, last_tx_ms;
     uint64_t arrival_ns; /* of the bytes being parsed */
+    bool login_pending;  /* Login Accepted waits for the journal to catch up (acks) */
+    size_t ack_backlog;  /* ack bytes queued in libuv, not yet written */
     char peer[48];
 } conn_t;
+
+/* Acknowledged publishing (docs/GATEWAY.md): the point up to which a user's messages are
+ * acknowledged once the journal made channel sequence `seq` durable. */
+typedef struct {
+    uint64_t seq;
+    uint64_t user_seq;
+} ack_point_t;
+
+#define ACK_POINTS      4096
+#define ACK_BACKLOG_MAX (1u << 20) /* a publisher that never reads its acks stops getting them */
+
+typedef struct {
+    conn_t *owner;    /* the connection logged in as this user, or NULL */
+    uint64_t acked;   /* the user's messages acknowledged in this session */
+    uint64_t pointed; /* user_seq of the newest ack point */
+    ack_point_t points[ACK_POINTS];
+    unsigned head, len;
+} user_acks_t;
 
 struct gw_ingress {
     uv_loop_t *loop;
     const gw_config_t *cfg;
     gw_sequencer_t *sq;
     gw_ingress_stats_t *stats;
-    bool paused;   /* back-pressure: publishers are not read */
-    bool stopping; /* nothing is sequenced after stop */
+    bool paused;        /* back-pressure: publishers are not read */
+    bool stopping;      /* nothing is sequenced after stop */
+    bool deferred_acks; /* acks wait for gw_ingress_ack() (the journal) */
+    user_acks_t *users; /* cfg.nusers */
     uv_tcp_t server;
     uv_timer_t timer;
     conn_t *conns;
@@ -63,8 +85,11 @@ static void close_conn(conn_t *c, int reason, const char *detail)
     } else {
         gw_log(GW_LOG_INFO, "publisher %s: %s", c->peer, detail);
     }
-    if (c->user >= 0)
+    if (c->user >= 0) {
         in->stats->publishers--;
+        if (in->users[c->user].owner == c)
+            in->users[c->user].owner = NULL;
+    }
     if (c->prev)
         c->prev->next = c->next;
     else
@@ -109,6 +134,154 @@ static void send_frame(conn_t *c, const void *frame, size_t len)
     if (uv_write(&w->req, (uv_stream_t *)&c->tcp, &w->buf, 1, on_written) != 0)
         free(w);
     c->last_tx_ms = uv_now(c->in->loop);
+}
+
+typedef struct {
+    uv_write_t req;
+    conn_t *c;
+    size_t len;
+    uv_buf_t buf;
+    char data[];
+} ack_write_t;
+
+static void on_ack_written(uv_write_t *req, int status)
+{
+    (void)status;
+    ack_write_t *w = req->data;
+    w->c->ack_backlog -= w->len;
+    free(w);
+}
+
+/* Sends `n` acknowledgements (empty sequenced data packets, 3 bytes each) in one write,
+ * what the socket does not take at once queued behind, bounded per connection. */
+static void send_acks(conn_t *c, uint64_t n)
+{
+    static const uint8_t ack[3] = {0, 1, MDFEED_SOUP_SEQUENCED_DATA};
+    gw_ingress_t *in = c->in;
+    if (n == 0 || c->closing)
+        return;
+    if (c->ack_backlog + n * 3 > ACK_BACKLOG_MAX) {
+        in->stats->acks_dropped += n; /* it learns the count from its next Login Accepted */
+        return;
+    }
+    size_t len = (size_t)n * 3;
+    ack_write_t *w = malloc(sizeof(*w) + len);
+    if (!w) {
+        in->stats->acks_dropped += n;
+        return;
+    }
+    for (size_t k = 0; k < len; k += 3)
+        memcpy(w->data + k, ack, 3);
+    uv_buf_t b = uv_buf_init(w->data, (unsigned)len);
+    int rc = c->ack_backlog ? 0 : uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+    size_t done = rc > 0 ? (size_t)rc : 0;
+    in->stats->acks_sent += n;
+    c->last_tx_ms = uv_now(in->loop);
+    if (done == len) {
+        free(w);
+        return;
+    }
+    memmove(w->data, w->data + done, len - done);
+    w->len = len - done;
+    w->c = c;
+    w->buf = uv_buf_init(w->data, (unsigned)w->len);
+    w->req.data = w;
+    c->ack_backlog += w->len;
+    if (uv_write(&w->req, (uv_stream_t *)&c->tcp, &w->buf, 1, on_ack_written) != 0) {
+        c->ack_backlog -= w->len;
+        free(w);
+    }
+}
+
+/* The user's messages up to `user_seq` are acknowledged. */
+static void ack_user(gw_ingress_t *in, int u, uint64_t user_seq)
+{
+    user_acks_t *ua = &in->users[u];
+    if (user_seq <= ua->acked)
+        return;
+    uint64_t n = user_seq - ua->acked;
+    ua->acked = user_seq;
+    if (ua->owner && !ua->owner->login_pending)
+        send_acks(ua->owner, n);
+}
+
+/* After a read: without a journal, what was sequenced is acknowledged now; with one, an ack
+ * point waits for the journal's durable mark to pass the channel's last sequence number. */
+static void note_accepted(gw_ingress_t *in, int u)
+{
+    user_acks_t *ua = &in->users[u];
+    uint64_t user_seq = in->sq->user_seq[u];
+    if (!in->deferred_acks) {
+        ack_user(in, u, user_seq);
+        return;
+    }
+    if (user_seq == ua->pointed)
+        return;
+    ua->pointed = user_seq;
+    ack_point_t pt = {gw_sequencer_next(in->sq, in->cfg->users[u].channel) - 1, user_seq};
+    if (ua->len == ACK_POINTS) /* full: the newest point covers the previous one too */
+        ua->points[(ua->head + ua->len - 1) % ACK_POINTS] = pt;
+    else
+        ua->points[(ua->head + ua->len++) % ACK_POINTS] = pt;
+}
+
+static void send_login_accepted(conn_t *c)
+{
+    gw_ingress_t *in = c->in;
+    int ch = in->cfg->users[c->user].channel;
+    mdfeed_soup_accept_t acc;
+    memset(&acc, 0, sizeof(acc));
+    mdfeed_mold_session_str(in->cfg->channels[ch].session, acc.session);
+    /* The next message the gateway expects from this user: everything below is held. */
+    acc.seq = in->users[c->user].acked + 1;
+    uint8_t f[64];
+    int n = mdfeed_soup_encode_login_accepted(f, sizeof(f), &acc);
+    if (n > 0)
+        send_frame(c, f, (size_t)n);
+    c->login_pending = false;
+}
+
+void gw_ingress_ack(gw_ingress_t *in, int ch, uint64_t durable_seq)
+{
+    if (!in)
+        return;
+    for (int u = 0; u < in->cfg->nusers; u++) {
+        if (in->cfg->users[u].channel != ch)
+            continue;
+        user_acks_t *ua = &in->users[u];
+        uint64_t upto = ua->acked;
+        while (ua->len && ua->points[ua->head].seq <= durable_seq) {
+            upto = ua->points[ua->head].user_seq;
+            ua->head = (ua->head + 1) % ACK_POINTS;
+            ua->len--;
+        }
+        ack_user(in, u, upto);
+        if (ua->owner && ua->owner->login_pending && ua->len == 0)
+            send_login_accepted(ua->owner);
+    }
+}
+
+void gw_ingress_set_deferred_acks(gw_ingress_t *in, bool deferred)
+{
+    if (!in)
+        return;
+    in->deferred_acks = deferred;
+    /* What the journal recovered is on disk: acknowledged. */
+    for (int u = 0; u < in->cfg->nusers; u++)
+        in->users[u].acked = in->users[u].pointed = in->sq->user_seq[u];
+}
+
+void gw_ingress_logout_all(gw_ingress_t *in, const char *why)
+{
+    if (!in)
+        return;
+    while (in->conns)
+        close_conn(in->conns, -1, why);
+    for (int u = 0; u < in->cfg->nusers; u++) {
+        user_acks_t *ua = &in->users[u];
+        ua->acked = ua->pointed = 0;
+        ua->head = ua->len = 0;
+    }
 }
 
 static int find_user(const gw_config_t *cfg, const mdfeed_soup_login_t *l)
@@ -159,16 +332,17 @@ static int on_login(conn_t *c, const uint8_t *payload, size_t len)
         reject(c, MDFEED_SOUP_REJECT_SESSION_NOT_AVAIL, "requested session is not current");
         return 1;
     }
-    mdfeed_soup_accept_t acc;
-    memset(&acc, 0, sizeof(acc));
-    snprintf(acc.session, sizeof(acc.session), "%s", session);
-    acc.seq = gw_sequencer_next(in->sq, ch);
-    uint8_t f[64];
-    int n = mdfeed_soup_encode_login_accepted(f, sizeof(f), &acc);
-    if (n > 0)
-        send_frame(c, f, (size_t)n);
+    user_acks_t *ua = &in->users[u];
+    if (ua->owner) /* a publisher reconnecting before its old connection timed out */
+        close_conn(ua->owner, -1, "replaced by a new login of the same user");
     c->user = u;
+    ua->owner = c;
     in->stats->publishers++;
+    /* Its Login Accepted says how many of its messages are held: with messages still on
+     * their way to the journal, that number is known only when they are durable. */
+    c->login_pending = true;
+    if (ua->len == 0)
+        send_login_accepted(c);
     gw_log(GW_LOG_INFO, "publisher %s: logged in as %s on channel %s", c->peer,
            cfg->users[u].username, cfg->channels[ch].name);
     return 0;
@@ -201,13 +375,14 @@ static int on_frame(void *data, char type, const uint8_t *payload, size_t len)
         }
         if (in->stopping)
             return 0; /* ingress is stopping: nothing after the end of session */
-        if (gw_sequence(in->sq, in->cfg->users[c->user].channel, payload, len, c->arrival_ns) ==
-            0) {
+        if (gw_sequence(in->sq, in->cfg->users[c->user].channel, c->user, payload, len,
+                        c->arrival_ns) == 0) {
             close_conn(c, GW_CLOSE_OTHER, "message could not be sequenced");
             return 1;
         }
         in->stats->messages_in[c->user]++;
         in->stats->bytes_in[c->user] += len;
+        note_accepted(in, c->user);
         return 0;
     case MDFEED_SOUP_CLIENT_HEARTBEAT:
     case MDFEED_SOUP_DEBUG:
@@ -242,7 +417,8 @@ static size_t sequence_data_frames(conn_t *c, const uint8_t *in, size_t n)
         if (size == 0 || p[MDFEED_SOUP_LEN_PREFIX] != MDFEED_SOUP_UNSEQUENCED_DATA)
             break;
         size_t len = size - MDFEED_SOUP_LEN_PREFIX - 1;
-        if (gw_sequence(ig->sq, ch, p + MDFEED_SOUP_LEN_PREFIX + 1, len, c->arrival_ns) == 0) {
+        if (gw_sequence(ig->sq, ch, c->user, p + MDFEED_SOUP_LEN_PREFIX + 1, len, c->arrival_ns) ==
+            0) {
             close_conn(c, GW_CLOSE_OTHER, "message could not be sequenced");
             break;
         }
@@ -252,6 +428,8 @@ static size_t sequence_data_frames(conn_t *c, const uint8_t *in, size_t n)
     }
     ig->stats->messages_in[c->user] += msgs;
     ig->stats->bytes_in[c->user] += bytes;
+    if (msgs)
+        note_accepted(ig, c->user);
     return (size_t)(p - in);
 }
 
@@ -402,6 +580,9 @@ int gw_ingress_start(gw_ingress_t **out, uv_loop_t *loop, const gw_config_t *cfg
     in->cfg = cfg;
     in->sq = sq;
     in->stats = stats;
+    in->users = calloc((size_t)(cfg->nusers ? cfg->nusers : 1), sizeof(*in->users));
+    if (!in->users)
+        return -1;
     uv_tcp_init(loop, &in->server);
     in->server.data = in;
     uv_timer_init(loop, &in->timer);
@@ -429,8 +610,10 @@ int gw_ingress_start(gw_ingress_t **out, uv_loop_t *loop, const gw_config_t *cfg
 static void free_ingress(uv_handle_t *h)
 {
     gw_ingress_t *in = h->data;
-    if (--in->open_handles == 0)
+    if (--in->open_handles == 0) {
+        free(in->users);
         free(in);
+    }
 }
 
 void gw_ingress_stop(gw_ingress_t *in)

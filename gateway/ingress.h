@@ -31,6 +31,8 @@ typedef struct {
     uint64_t bytes_in[GW_MAX_USERS];
     uint64_t rejected[GW_CLOSE_NREASONS]; /* publisher connections closed, by reason */
     uint64_t publishers;                  /* logged in now (a gauge) */
+    uint64_t acks_sent;                   /* messages acknowledged to their publishers */
+    uint64_t acks_dropped;                /* acks not sent: the publisher does not read them */
 } gw_ingress_stats_t;
 
 typedef struct {
@@ -52,6 +54,16 @@ int gw_ingress_start(gw_ingress_t **out, uv_loop_t *loop, const gw_config_t *cfg
 void gw_ingress_stop(gw_ingress_t *in);
 /* Stops or resumes reading from every publisher (TCP flow control pushes back on them). */
 void gw_ingress_set_paused(gw_ingress_t *in, bool paused);
+/* Acknowledged publishing (docs/GATEWAY.md): with `deferred`, a message is acknowledged
+ * only when gw_ingress_ack() says its channel sequence number is durable (the journal);
+ * without, as soon as it is sequenced. Call once after start (it takes the recovered counts
+ * as acknowledged). */
+void gw_ingress_set_deferred_acks(gw_ingress_t *in, bool deferred);
+/* Channel `ch` is durable up to `durable_seq`: acknowledge what that covers. */
+void gw_ingress_ack(gw_ingress_t *in, int ch, uint64_t durable_seq);
+/* Closes every publisher (they log in again to the new session) and restarts every user's
+ * numbering: the end of a session. */
+void gw_ingress_logout_all(gw_ingress_t *in, const char *why);
 
 /* Connect mode: one SoupBinTCP client per channel with an upstream (none: *out = NULL). */
 int gw_upstream_start(gw_upstreams_t **out, uv_loop_t *loop, const gw_config_t *cfg,

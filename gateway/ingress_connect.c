@@ -135,7 +135,7 @@ static int on_sequenced(up_t *u, const uint8_t *payload, size_t len)
     }
     if (u->stopping)
         return 0;
-    if (gw_sequence(sq, u->ch, payload, len, u->arrival_ns) == 0) {
+    if (gw_sequence(sq, u->ch, -1, payload, len, u->arrival_ns) == 0) {
         drop(u, GW_LOG_ERROR, "message could not be sequenced");
         return 1;
     }

@@ -15,9 +15,12 @@
 static void usage(FILE *f)
 {
     fprintf(f, "usage: mdcast-gateway --config FILE [--check] [--log-level LEVEL]\n"
+               "       mdcast-gateway --journal-verify DIR [--dump]\n"
                "  --config FILE      JSON config (see config/gateway.json)\n"
                "  --check            validate the config and exit (0 good, 2 bad)\n"
-               "  --log-level LEVEL  debug, info, warn or error (overrides the config)\n");
+               "  --log-level LEVEL  debug, info, warn or error (overrides the config)\n"
+               "  --journal-verify DIR  check every record of a journal (exit 0 good, 1 torn\n"
+               "                     tail only, 2 corruption); --dump prints each record\n");
 }
 
 /* Runs the pipeline until a signal shuts it down. Returns the exit status. */
@@ -29,7 +32,7 @@ static int run(gw_t *gw)
     gw->loop = uv_default_loop();
     int status = 0;
     if (gw_pipeline_start(gw) != 0) {
-        status = 1;
+        status = gw->exit_status;
         gw_pipeline_shutdown(gw);
     }
     uv_run(gw->loop, UV_RUN_DEFAULT);
@@ -46,9 +49,11 @@ int main(int argc, char **argv)
                                          {"check", no_argument, NULL, 'k'},
                                          {"log-level", required_argument, NULL, 'l'},
                                          {"help", no_argument, NULL, 'h'},
+                                         {"journal-verify", required_argument, NULL, 'j'},
+                                         {"dump", no_argument, NULL, 'd'},
                                          {NULL, 0, NULL, 0}};
-    const char *path = NULL, *level = NULL;
-    bool check = false;
+    const char *path = NULL, *level = NULL, *verify = NULL;
+    bool check = false, dump = false;
     int o;
     while ((o = getopt_long(argc, argv, "c:l:h", opts, NULL)) != -1) {
         switch (o) {
@@ -64,12 +69,20 @@ int main(int argc, char **argv)
         case 'h':
             usage(stdout);
             return 0;
+        case 'j':
+            verify = optarg;
+            break;
+        case 'd':
+            dump = true;
+            break;
         default:
             usage(stderr);
             return 2;
         }
     }
-    if (!path || optind != argc) {
+    if (verify && !path && optind == argc)
+        return gw_journal_verify(verify, dump, stdout);
+    if (!path || optind != argc || dump) {
         usage(stderr);
         return 2;
     }

@@ -141,6 +141,15 @@ static const row_t rows[] = {
      NULL, 0},
     {"mdcast_retransmitted_messages_total", "counter", "Messages resent on re-request.",
      RT(messages), PER_CHANNEL, NULL, NULL, 0},
+    {"mdcast_publisher_acks_total", "counter",
+     "Messages acknowledged to their publishers (empty sequenced data packets).", ING(acks_sent),
+     ONE, NULL, NULL, 0},
+    {"mdcast_publisher_acks_dropped_total", "counter",
+     "Acknowledgements not sent because the publisher did not read them.", ING(acks_dropped), ONE,
+     NULL, NULL, 0},
+    {"mdcast_retransmitted_from_journal_total", "counter",
+     "Messages resent from the journal (no longer in the ring).", RT(from_journal), PER_CHANNEL,
+     NULL, NULL, 0},
     {"mdcast_unservable_messages_total", "counter",
      "Requested messages already gone from the ring.", RT(unservable), PER_CHANNEL, NULL, NULL, 0},
 };
@@ -284,6 +293,47 @@ static void render_egress_shape(sbuf_t *b, const gw_metrics_view_t *v)
                      gw_lat_bounds_us, 1e-6, (double)st->lat_sum_ns / 1e9, st->lat_count);
 }
 
+static void gauge(sbuf_t *b, const char *name, const char *text, double v)
+{
+    help(b, name, "gauge", text);
+    sb_printf(b, "%s %.9g\n", name, v);
+}
+
+static void counter(sbuf_t *b, const char *name, const char *text, uint64_t v)
+{
+    help(b, name, "counter", text);
+    sb_printf(b, "%s %llu\n", name, (unsigned long long)v);
+}
+
+static void render_journal(sbuf_t *b, const gw_metrics_view_t *v)
+{
+    const gw_journal_stats_t *j = v->journal;
+    gauge(b, "mdcast_journal_enabled", "1 when a journal is configured.", j ? 1 : 0);
+    counter(b, "mdcast_sessions_ended_total", "Explicit ends of session (SIGUSR1, end time).",
+            v->sessions_ended);
+    gauge(b, "mdcast_egress_held_sends", "Sends held back until the journal wrote them.",
+          v->held_sends);
+    if (!j)
+        return;
+    counter(b, "mdcast_journal_records_total", "Records written to the journal.",
+            j->records_written);
+    counter(b, "mdcast_journal_bytes_total", "Bytes written to the journal.", j->bytes_written);
+    counter(b, "mdcast_journal_fsyncs_total", "fdatasync calls.", j->fsyncs);
+    help(b, "mdcast_journal_fsync_seconds_total", "counter", "Time spent in fdatasync.");
+    sb_printf(b, "mdcast_journal_fsync_seconds_total %.9g\n", (double)j->fsync_ns_total / 1e9);
+    counter(b, "mdcast_journal_write_errors_total", "Failed journal writes or fsyncs (retried).",
+            j->write_errors);
+    gauge(b, "mdcast_journal_failing", "1 while journal writes fail (disk full, EIO).",
+          j->failing ? 1 : 0);
+    gauge(b, "mdcast_journal_backlog_bytes", "Bytes appended, not yet written.",
+          (double)j->backlog_bytes);
+    gauge(b, "mdcast_journal_segments", "Segment files now.", (double)j->segments);
+    gauge(b, "mdcast_journal_recovery_seconds", "Time the start spent recovering the journal.",
+          (double)j->recovery_ns / 1e9);
+    counter(b, "mdcast_journal_truncated_bytes_total", "Bytes cut by recovery (torn tails).",
+            j->truncated_bytes);
+}
+
 char *gw_metrics_render(const gw_metrics_view_t *v, size_t *len)
 {
     sbuf_t b = {malloc(16384), 0, 16384, false};
@@ -292,6 +342,7 @@ char *gw_metrics_render(const gw_metrics_view_t *v, size_t *len)
     for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++)
         render_row(&b, v, &rows[i]);
     render_egress_shape(&b, v);
+    render_journal(&b, v);
     if (b.oom) {
         free(b.p);
         return NULL;

@@ -6,6 +6,7 @@
 #include "config.h"
 #include "egress.h"
 #include "ingress.h"
+#include "journal.h"
 #include "packetizer.h"
 #include "retransmit.h"
 
@@ -19,9 +20,12 @@ typedef struct {
     const gw_upstream_stats_t *upstream;
     const uint64_t *next_seq; /* per channel, the sequencer's */
     const gw_packetizer_stats_t *packetizer;
+    unsigned held_sends; /* held for the journal now */
     const gw_egress_t *egress;
     const gw_retransmit_stats_t *retransmit;
-    const uint64_t *ingress_pauses; /* the wiring's back-pressure */
+    const gw_journal_stats_t *journal; /* NULL without a journal */
+    uint64_t sessions_ended;           /* explicit ends of session */
+    const uint64_t *ingress_pauses;    /* the wiring's back-pressure */
     const bool *ingress_paused;
 } gw_metrics_view_t;
 

@@ -16,6 +16,7 @@ typedef struct gw_packet {
     uint32_t len;
     uint32_t refs;
     uint16_t count;            /* messages in it (0 for heartbeats and end of session) */
+    uint64_t seq;              /* sequence number of its first message (data packets) */
     int channel;               /* index of its channel */
     uint64_t first_arrival_ns; /* arrival of its first message (uv_hrtime) */
     struct gw_packet *next_free;

@@ -5,6 +5,8 @@
  * all channels and lines go to egress together, so one flush is one submission. */
 #include "packetizer.h"
 
+#include "log.h"
+
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,7 +26,7 @@ int gw_packetizer_init(gw_packetizer_t *pz, gw_pool_t *pool, gw_egress_t *egress
     uint64_t now = uv_hrtime();
     for (int i = 0; i < cfg->nchannels; i++) {
         pz->nlines[i] = cfg->channels[i].nlines;
-        pz->next_seq[i] = pz->flushed_seq[i] = 1;
+        pz->next_seq[i] = pz->flushed_seq[i] = pz->last_flush_seq[i] = 1;
         pz->last_send_ns[i] = now;
         /* The builder's buffer is re-pointed at each packet's buffer when it opens. */
         int rc = mdfeed_mold_builder_init(&pz->chans[i].builder, pool->mem, cfg->payload_budget,
@@ -44,21 +46,82 @@ void gw_packetizer_close(gw_packetizer_t *pz)
         }
     free(pz->pending);
     pz->pending = NULL;
+    /* Held sends never went out: their buffers go back with the pool. */
+    free(pz->held);
+    pz->held = NULL;
+    pz->held_len = 0;
+}
+
+static bool releasable(const gw_packetizer_t *pz, const gw_send_t *s)
+{
+    const gw_packet_t *p = s->pkt;
+    return p->count == 0 || p->seq + p->count <= pz->release_seq[p->channel];
+}
+
+/* Submits the held sends, oldest first, up to the first that must still wait. */
+static void submit_released(gw_packetizer_t *pz)
+{
+    while (pz->held_len && releasable(pz, &pz->held[pz->held_head])) {
+        unsigned n = 0;
+        /* A contiguous run of the FIFO, at most max_pending, in one submission. */
+        while (n < pz->held_len && n < pz->max_pending && pz->held_head + n < pz->held_cap &&
+               releasable(pz, &pz->held[pz->held_head + n])) {
+            const gw_packet_t *p = pz->held[pz->held_head + n].pkt;
+            if (p->count && p->seq + p->count > pz->flushed_seq[p->channel])
+                pz->flushed_seq[p->channel] = p->seq + p->count;
+            n++;
+        }
+        gw_egress_submit(pz->egress, &pz->held[pz->held_head], n);
+        pz->held_head = (pz->held_head + n) % pz->held_cap;
+        pz->held_len -= n;
+    }
 }
 
 static void submit_pending(gw_packetizer_t *pz)
 {
     unsigned n = pz->npending;
     pz->npending = 0;
-    gw_egress_submit(pz->egress, pz->pending, n);
+    if (!pz->gated) {
+        gw_egress_submit(pz->egress, pz->pending, n);
+        return;
+    }
+    /* Every send references a pool buffer, so the FIFO (sized pool x lines) cannot fill. */
+    for (unsigned i = 0; i < n; i++)
+        pz->held[(pz->held_head + pz->held_len++) % pz->held_cap] = pz->pending[i];
+    submit_released(pz);
 }
 
-/* Every buffer in flight: submit what is queued and wait (bounded) for completions. */
+int gw_packetizer_gate(gw_packetizer_t *pz)
+{
+    pz->held_cap = pz->pool->n * GW_MAX_LINES;
+    pz->held = calloc(pz->held_cap, sizeof(*pz->held));
+    if (!pz->held)
+        return -ENOMEM;
+    pz->gated = true;
+    for (int ch = 0; ch < pz->nchannels; ch++)
+        pz->release_seq[ch] = pz->next_seq[ch];
+    return 0;
+}
+
+void gw_packetizer_release(gw_packetizer_t *pz, int ch, uint64_t seq)
+{
+    if (seq > pz->release_seq[ch])
+        pz->release_seq[ch] = seq;
+    submit_released(pz);
+}
+
+/* Every buffer in flight or held: submit what is queued and wait (bounded) for completions,
+ * then for the journal. */
 static gw_packet_t *get_buffer(gw_packetizer_t *pz)
 {
     gw_packet_t *pkt = gw_pool_get(pz->pool);
     if (!pkt) {
         submit_pending(pz);
+        gw_egress_drain(pz->egress, 100);
+        pkt = gw_pool_get(pz->pool);
+    }
+    if (!pkt && pz->held_len && pz->need_release) {
+        pz->need_release(pz->data);
         gw_egress_drain(pz->egress, 100);
         pkt = gw_pool_get(pz->pool);
     }
@@ -98,6 +161,7 @@ int gw_packetizer_append(gw_packetizer_t *pz, int ch, uint64_t seq, const void *
             if (!cp->open)
                 return -ENOBUFS;
             cp->open->first_arrival_ns = arrival_ns;
+            cp->open->seq = seq;
             cp->builder.buf = cp->open->buf;
             mdfeed_mold_builder_open(&cp->builder, seq);
         }
@@ -123,8 +187,10 @@ unsigned gw_packetizer_flush(gw_packetizer_t *pz)
         return 0;
     uint64_t now = uv_hrtime();
     for (int ch = 0; ch < pz->nchannels; ch++)
-        if (pz->flushed_seq[ch] != pz->next_seq[ch]) {
-            pz->flushed_seq[ch] = pz->next_seq[ch];
+        if (pz->last_flush_seq[ch] != pz->next_seq[ch]) {
+            pz->last_flush_seq[ch] = pz->next_seq[ch];
+            if (!pz->gated)
+                pz->flushed_seq[ch] = pz->next_seq[ch]; /* gated: set as sends are released */
             pz->last_send_ns[ch] = now;
         }
     unsigned n = pz->npending;
@@ -135,7 +201,21 @@ unsigned gw_packetizer_flush(gw_packetizer_t *pz)
 void gw_packetizer_set_next(gw_packetizer_t *pz, int ch, uint64_t seq)
 {
     gw_packetizer_flush(pz);
-    pz->next_seq[ch] = pz->flushed_seq[ch] = seq;
+    /* Held sends are released by the old numbering: let them go first. */
+    if (pz->held_len && pz->need_release)
+        pz->need_release(pz->data);
+    if (pz->held_len)
+        gw_log(GW_LOG_ERROR, "channel %d renumbered with %u sends still held for the journal", ch,
+               pz->held_len);
+    pz->next_seq[ch] = pz->last_flush_seq[ch] = pz->flushed_seq[ch] = seq;
+    pz->release_seq[ch] = seq;
+}
+
+void gw_packetizer_set_session(gw_packetizer_t *pz, int ch,
+                               const char session[MDFEED_MOLD_SESSION_LEN])
+{
+    gw_packetizer_set_next(pz, ch, 1);
+    memcpy(pz->chans[ch].builder.session, session, MDFEED_MOLD_SESSION_LEN);
 }
 
 /* Queues a bare header (heartbeat: count 0, end of session: 0xFFFF) on each line of `ch`. */

@@ -38,13 +38,24 @@ typedef struct gw_packetizer {
      * retransmission server may answer). */
     uint64_t next_seq[GW_MAX_CHANNELS];
     uint64_t flushed_seq[GW_MAX_CHANNELS];
-    uint64_t last_send_ns[GW_MAX_CHANNELS]; /* last flush with data, or heartbeat */
+    uint64_t last_flush_seq[GW_MAX_CHANNELS]; /* next_seq at the last flush with data */
+    uint64_t last_send_ns[GW_MAX_CHANNELS];   /* last flush with data, or heartbeat */
     gw_send_t *pending;
     unsigned npending;
     unsigned max_pending; /* submit early when this many sends are queued */
     uv_timer_t hb_timer;
     bool hb_started;
     gw_packetizer_stats_t stats;
+    /* Gated (a journal): a data packet goes to egress only once every message in it is below
+     * release_seq (journaled); sends wait in order in `held`, headers behind them. */
+    bool gated;
+    uint64_t release_seq[GW_MAX_CHANNELS];
+    gw_send_t *held;
+    unsigned held_head, held_len, held_cap;
+    /* Called when every buffer is held back and none is in flight: the wiring waits for the
+     * journal (bounded) and calls gw_packetizer_release(). */
+    void (*need_release)(void *data);
+    void *data;
 } gw_packetizer_t;
 
 /* Sets the packetizer up over `pool`, handing its sends to `egress` (which must be set up
@@ -52,9 +63,22 @@ typedef struct gw_packetizer {
 int gw_packetizer_init(gw_packetizer_t *pz, gw_pool_t *pool, gw_egress_t *egress,
                        const gw_config_t *cfg, unsigned max_pending);
 void gw_packetizer_close(gw_packetizer_t *pz);
+/* Holds data back until gw_packetizer_release() lets it go (the journal's written mark). */
+int gw_packetizer_gate(gw_packetizer_t *pz);
+/* Messages of channel `ch` below `seq` may go out: submits what waited, in order. */
+void gw_packetizer_release(gw_packetizer_t *pz, int ch, uint64_t seq);
+/* Sends held back now (a gauge). */
+static inline unsigned gw_packetizer_held(const gw_packetizer_t *pz)
+{
+    return pz->held_len;
+}
 /* Where channel `ch` continues (a recovered journal, a connect-mode upstream that skipped
  * ahead): flushes first, so what is queued keeps its numbering. */
 void gw_packetizer_set_next(gw_packetizer_t *pz, int ch, uint64_t seq);
+/* Channel `ch` continues in a new session from sequence number 1 (after its end of
+ * session); the caller updated cfg's session the headers read. */
+void gw_packetizer_set_session(gw_packetizer_t *pz, int ch,
+                               const char session[MDFEED_MOLD_SESSION_LEN]);
 /* Appends message `seq` of channel `ch`. Returns 0, MDFEED_ETOOBIG, or -ENOBUFS when no
  * buffer could be had. */
 int gw_packetizer_append(gw_packetizer_t *pz, int ch, uint64_t seq, const void *msg, size_t len,

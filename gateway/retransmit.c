@@ -22,6 +22,7 @@ struct gw_retransmit {
     const gw_config_t *cfg;
     const gw_store_t *stores;
     const uint64_t *flushed_seq;
+    gw_journal_t *journal;
     gw_retransmit_stats_t *stats;
     rt_sock_t socks[GW_MAX_CHANNELS];
     int nsocks;
@@ -81,39 +82,86 @@ void gw_rr_limiter_charge(gw_rr_limiter_t *lim, uint32_t addr, uint64_t sent)
     }
 }
 
-/* Sends messages [seq, seq + count) from the store; returns how many went out. */
+/* An answer in progress: messages are appended to MoldUDP64 packets that go out as they
+ * fill, whichever source (ring or journal) the messages come from. */
+typedef struct {
+    gw_retransmit_t *rt;
+    rt_sock_t *s;
+    const struct sockaddr *to;
+    mdfeed_mold_builder_t b;
+    uint64_t next; /* sequence number of the next message to append */
+    uint32_t sent; /* messages that went out */
+    bool broken;
+} answer_t;
+
+static bool answer_flush(answer_t *a)
+{
+    uint16_t n = a->b.count;
+    size_t dlen = mdfeed_mold_builder_finish(&a->b);
+    if (n == 0)
+        return true;
+    uv_buf_t buf = uv_buf_init((char *)a->rt->pkt, (unsigned)dlen);
+    if (uv_udp_try_send(&a->s->udp, &buf, 1, a->to) < 0) {
+        a->rt->stats->send_errors++;
+        a->broken = true;
+        return false;
+    }
+    a->sent += n;
+    return true;
+}
+
+static bool answer_add(answer_t *a, const uint8_t *msg, size_t len)
+{
+    if (a->b.len == 0)
+        mdfeed_mold_builder_open(&a->b, a->next);
+    int rc = mdfeed_mold_builder_append(&a->b, msg, len);
+    if (rc == MDFEED_EFULL) {
+        if (!answer_flush(a))
+            return false;
+        mdfeed_mold_builder_open(&a->b, a->next);
+        rc = mdfeed_mold_builder_append(&a->b, msg, len);
+    }
+    if (rc != 0)
+        return false;
+    a->next++;
+    return true;
+}
+
+static int add_from_journal(void *data, uint64_t seq, const uint8_t *msg, size_t len)
+{
+    answer_t *a = data;
+    return seq == a->next && answer_add(a, msg, len) ? 0 : 1;
+}
+
+/* Sends messages [seq, seq + count): those below the ring's oldest from the journal, the
+ * rest from the ring. Returns how many went out. */
 static uint32_t answer(gw_retransmit_t *rt, rt_sock_t *s, const struct sockaddr *to, uint64_t seq,
                        uint32_t count)
 {
     const gw_store_t *st = &rt->stores[s->ch];
-    mdfeed_mold_builder_t b;
-    if (mdfeed_mold_builder_init(&b, rt->pkt, rt->cfg->payload_budget,
+    answer_t a = {.rt = rt, .s = s, .to = to, .next = seq};
+    if (mdfeed_mold_builder_init(&a.b, rt->pkt, rt->cfg->payload_budget,
                                  rt->cfg->channels[s->ch].session) != 0)
         return 0;
-    uint32_t sent = 0, i = 0;
-    while (i < count) {
-        mdfeed_mold_builder_open(&b, seq + i);
-        while (i < count) {
-            const uint8_t *msg;
-            size_t len;
-            if (gw_store_get(st, seq + i, &msg, &len) != 0)
-                break;
-            if (mdfeed_mold_builder_append(&b, msg, len) != 0)
-                break;
-            i++;
-        }
-        uint16_t n = b.count;
-        size_t dlen = mdfeed_mold_builder_finish(&b);
-        if (n == 0)
-            break;
-        uv_buf_t buf = uv_buf_init((char *)rt->pkt, (unsigned)dlen);
-        if (uv_udp_try_send(&s->udp, &buf, 1, to) < 0) {
-            rt->stats->send_errors++;
-            break;
-        }
-        sent += n;
+    a.b.len = 0;
+    uint64_t end = seq + count;
+    uint64_t oldest = st->count ? st->first_seq : end;
+    if (rt->journal && a.next < oldest) {
+        uint64_t n = (oldest < end ? oldest : end) - a.next;
+        int got = gw_journal_read(rt->journal, s->ch, a.next, (uint32_t)n,
+                                  (size_t)n * 64 + rt->cfg->payload_budget, add_from_journal, &a);
+        if (got > 0)
+            rt->stats->from_journal[s->ch] += (uint64_t)got;
     }
-    return sent;
+    while (!a.broken && a.next < end) {
+        const uint8_t *msg;
+        size_t len;
+        if (gw_store_get(st, a.next, &msg, &len) != 0 || !answer_add(&a, msg, len))
+            break;
+    }
+    if (!a.broken)
+        answer_flush(&a);
+    return a.sent;
 }
 
 static void handle_request(gw_retransmit_t *rt, rt_sock_t *s, const uint8_t *data, size_t len,
@@ -136,6 +184,8 @@ static void handle_request(gw_retransmit_t *rt, rt_sock_t *s, const uint8_t *dat
         last = flushed;
     const gw_store_t *st = &rt->stores[ch];
     uint64_t oldest = st->count ? st->first_seq : flushed;
+    if (rt->journal)
+        oldest = 1; /* the journal holds what the ring lost (what it no longer holds: below) */
     if (first < oldest) {
         uint64_t gone = (last < oldest ? last : oldest) - first;
         stats->unservable[ch] += gone;
@@ -183,7 +233,7 @@ static void on_recv(uv_udp_t *h, ssize_t n, const uv_buf_t *buf, const struct so
 
 int gw_retransmit_start(gw_retransmit_t **out, uv_loop_t *loop, const gw_config_t *cfg,
                         const gw_store_t *stores, const uint64_t *flushed_seq,
-                        gw_retransmit_stats_t *stats)
+                        gw_journal_t *journal, gw_retransmit_stats_t *stats)
 {
     gw_retransmit_t *rt = calloc(1, sizeof(*rt));
     *out = rt;
@@ -192,6 +242,7 @@ int gw_retransmit_start(gw_retransmit_t **out, uv_loop_t *loop, const gw_config_
     rt->cfg = cfg;
     rt->stores = stores;
     rt->flushed_seq = flushed_seq;
+    rt->journal = journal;
     rt->stats = stats;
     gw_rr_limiter_init(&rt->limiter, cfg->retransmit_rate, cfg->retransmit_burst);
     for (int ch = 0; ch < cfg->nchannels; ch++) {

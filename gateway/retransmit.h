@@ -5,18 +5,20 @@
 #define GW_RETRANSMIT_H
 
 #include "config.h"
+#include "journal.h"
 #include "store.h"
 
 #include <stdint.h>
 #include <uv.h>
 
 typedef struct {
-    uint64_t served[GW_MAX_CHANNELS];     /* requests answered */
-    uint64_t messages[GW_MAX_CHANNELS];   /* messages resent */
-    uint64_t ignored[GW_MAX_CHANNELS];    /* wrong session, zero count, not yet sent, partial */
-    uint64_t limited[GW_MAX_CHANNELS];    /* refused by the requester's token bucket */
-    uint64_t unservable[GW_MAX_CHANNELS]; /* messages no longer in the ring */
-    uint64_t send_errors;                 /* answers the socket refused */
+    uint64_t served[GW_MAX_CHANNELS];       /* requests answered */
+    uint64_t messages[GW_MAX_CHANNELS];     /* messages resent */
+    uint64_t ignored[GW_MAX_CHANNELS];      /* wrong session, zero count, not yet sent, partial */
+    uint64_t limited[GW_MAX_CHANNELS];      /* refused by the requester's token bucket */
+    uint64_t unservable[GW_MAX_CHANNELS];   /* messages no longer in the ring (nor journal) */
+    uint64_t from_journal[GW_MAX_CHANNELS]; /* messages resent from the journal */
+    uint64_t send_errors;                   /* answers the socket refused */
 } gw_retransmit_stats_t;
 
 /* The per-requester token bucket: `rate` messages per second up to `burst`, a table of
@@ -42,9 +44,10 @@ typedef struct gw_retransmit gw_retransmit_t;
 
 /* Binds one socket per channel. `stores` and `flushed_seq` (per channel: messages below it
  * went out) are read at each request. Returns 0 or -1 (logged); *out must be stopped. */
+/* `journal` (may be NULL) serves what the rings no longer hold. */
 int gw_retransmit_start(gw_retransmit_t **out, uv_loop_t *loop, const gw_config_t *cfg,
                         const gw_store_t *stores, const uint64_t *flushed_seq,
-                        gw_retransmit_stats_t *stats);
+                        gw_journal_t *journal, gw_retransmit_stats_t *stats);
 void gw_retransmit_stop(gw_retransmit_t *rt);
 
 #endif /* GW_RETRANSMIT_H */

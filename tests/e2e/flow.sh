@@ -10,7 +10,7 @@
 #   flow_legacy_start                socat joined on line A in vm1; packet counter in vm2
 #   flow_wait_joins                  until the TGW learnt every join
 #   flow_publish NAME ARGS...        mdcast-pub in pub (ARGS appended), summary in NAME.json
-#   flow_gateway_stop                SIGTERM (end of session), returns its exit code
+#   flow_gateway_stop                SIGUSR1 (end of session), then SIGTERM (drain); its exit code
 #   flow_wait PID SECONDS            bounded wait for a background program, returns its code
 #   flow_teardown                    CNI DEL for each pod, ENI back on its node, down, check
 #   flow_cleanup                     kill what we started (by pid), down; for trap EXIT
@@ -149,7 +149,8 @@ flow_gateway_config() {
     "address": "0.0.0.0", "max_messages_per_request": 1000,
     "rate_messages_per_s": 200000, "burst_messages": 50000
   },
-  "metrics": {"listen": "$FLOW_GW_ADDR:$FLOW_METRICS_PORT"}
+  "metrics": {"listen": "$FLOW_GW_ADDR:$FLOW_METRICS_PORT"},
+  "journal": {"dir": "$FLOW_W/journal", "fsync": "interval", "fsync_interval_ms": 10}
 }
 EOF
 }
@@ -277,6 +278,10 @@ flow_gateway_stop() {
   # SIGTERM during the graceful shutdown may end it at once (exit 143, no end of session).
   local gw_pid
   gw_pid=$(pgrep -P "$FLOW_GW_PID" | head -n1 || true)
+  # With a journal SIGTERM leaves the session open for the next start: the end of the
+  # trading day is its own act.
+  kill -USR1 "${gw_pid:-$FLOW_GW_PID}" 2>/dev/null || true
+  sleep 0.5
   kill -TERM "${gw_pid:-$FLOW_GW_PID}" 2>/dev/null || true
   flow_wait "$FLOW_GW_PID" 10
 }

@@ -49,7 +49,9 @@ def parse_mold_stream(path):
     """Splits back-to-back MoldUDP64 packets; returns counters and {sequence: [payloads]}."""
     with open(path, "rb") as f:
         data = f.read()
-    st = {"packets": 0, "heartbeats": 0, "end_of_session": 0, "sessions": set(), "bytes": len(data)}
+    st = {"packets": 0, "heartbeats": 0, "end_of_session": 0, "sessions": set(), "bytes": len(data),
+          "next_session_packets": 0}
+    ended = None  # the session that ended: packets of another one after it are the next day's
     seen = {}
     off = 0
     while off < len(data):
@@ -57,6 +59,13 @@ def parse_mold_stream(path):
             raise ValueError(f"truncated MoldUDP64 header at byte {off}")
         session, seq, count = HEADER.unpack_from(data, off)
         off += HEADER.size
+        if ended is not None and session != ended:
+            st["next_session_packets"] += 1
+            if count not in (0, END_OF_SESSION):
+                for _ in range(count):
+                    (n,) = struct.unpack_from("!H", data, off)
+                    off += 2 + n
+            continue
         st["packets"] += 1
         st["sessions"].add(session.decode("ascii", "replace"))
         if count == 0:
@@ -64,6 +73,7 @@ def parse_mold_stream(path):
             continue
         if count == END_OF_SESSION:
             st["end_of_session"] += 1
+            ended = session
             continue
         for i in range(count):
             if off + 2 > len(data):

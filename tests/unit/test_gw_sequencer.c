@@ -52,7 +52,7 @@ static void rig_setup(rig_t *r)
     ASSERT_EQ(gw_pool_init(&r->pool, 64, 1400), 0);
     fake_egress_setup(&r->eg, &r->pool, &r->cfg, capture, &r->wire);
     ASSERT_EQ(gw_packetizer_init(&r->pz, &r->pool, &r->eg, &r->cfg, 256), 0);
-    gw_sequencer_init(&r->sq, &r->cfg, r->stores, &r->pz);
+    gw_sequencer_init(&r->sq, &r->cfg, r->stores, &r->pz, NULL);
 }
 
 static void rig_close(rig_t *r)
@@ -76,7 +76,7 @@ static void feed(rig_t *r, bool fast, unsigned seed)
             msg[k] = (uint8_t)rand();
         uint64_t want = gw_sequencer_next(&r->sq, ch);
         uint64_t got =
-            fast ? gw_sequence(&r->sq, ch, msg, len, 1) : gw_sequence_slow(&r->sq, ch, msg, len, 1);
+            fast ? gw_sequence(&r->sq, ch, 0, msg, len, 1) : gw_sequence_slow(&r->sq, ch, 0, msg, len, 1);
         ASSERT_UEQ(got, want);
         if (rand() % 50 == 0)
             gw_packetizer_flush(&r->pz);
@@ -117,15 +117,15 @@ static void test_refuse_and_skip(void)
     static rig_t r;
     rig_setup(&r);
     uint8_t msg[1400] = {0};
-    ASSERT_UEQ(gw_sequence(&r.sq, 0, msg, 10, 1), 1);
+    ASSERT_UEQ(gw_sequence(&r.sq, 0, -1, msg, 10, 1), 1);
     /* 1400 - 20 - 2 = 1378 is the largest message: 1379 is refused, the number not used. */
-    ASSERT_UEQ(gw_sequence(&r.sq, 0, msg, 1379, 1), 0);
+    ASSERT_UEQ(gw_sequence(&r.sq, 0, -1, msg, 1379, 1), 0);
     ASSERT_UEQ(gw_sequencer_next(&r.sq, 0), 2);
     gw_sequencer_skip_to(&r.sq, 0, 1000);
     ASSERT_UEQ(gw_sequencer_next(&r.sq, 0), 1000);
     ASSERT_UEQ(fake.next_expected[0], 2); /* message 1 went out before the skip */
     fake.next_expected[0] = 1000;
-    ASSERT_UEQ(gw_sequence(&r.sq, 0, msg, 10, 1), 1000);
+    ASSERT_UEQ(gw_sequence(&r.sq, 0, -1, msg, 10, 1), 1000);
     gw_packetizer_flush(&r.pz);
     ASSERT_UEQ(fake.next_expected[0], 1001);
     const uint8_t *m;

@@ -44,7 +44,8 @@ cat >"$work/gw.json" <<EOF
                 "retransmit_port": 31701, "ring_messages": 100000, "ring_bytes": 16777216}],
   "retransmit": {"address": "127.0.0.1", "max_messages_per_request": 1000,
                  "rate_messages_per_s": 500000, "burst_messages": 50000},
-  "metrics": {"listen": "127.0.0.1:9701"}
+  "metrics": {"listen": "127.0.0.1:9701"},
+  "journal": {"dir": "$work/journal", "fsync": "interval", "fsync_interval_ms": 10}
 }
 EOF
 ip netns exec "$ns" "$GW" --config "$work/gw.json" 2>"$work/gw.log" &

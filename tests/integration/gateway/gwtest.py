@@ -113,6 +113,9 @@ def base_config(io="auto", **over):
         "retransmit": {"address": "127.0.0.1", "max_messages_per_request": 1000,
                        "rate_messages_per_s": 50000, "burst_messages": 10000},
         "metrics": {"listen": f"127.0.0.1:{METRICS_PORT}"},
+        # A journal (in the gateway's own temporary directory): the session keeps its
+        # configured name. Without one every start takes a new name (scenario "restart").
+        "journal": {"dir": "@GWDIR@/journal", "fsync": "never"},
     }
     for path, value in over.items():
         node = cfg
@@ -133,6 +136,9 @@ class Gateway:
         self.dir = tempfile.mkdtemp(prefix="gwtest")
         self.cfg_path = os.path.join(self.dir, "gateway.json")
         self.log_path = os.path.join(self.dir, "gateway.log")
+        if isinstance(cfg.get("journal"), dict) and "@GWDIR@" in cfg["journal"].get("dir", ""):
+            cfg = json.loads(json.dumps(cfg))
+            cfg["journal"]["dir"] = cfg["journal"]["dir"].replace("@GWDIR@", self.dir)
         with open(self.cfg_path, "w") as f:
             json.dump(cfg, f)
         cmd = ([wrapper] if wrapper else []) + [GATEWAY, "--config", self.cfg_path]
@@ -368,10 +374,11 @@ def scenario_flow():
     cfg = base_config()
     rx = Receiver(["239.1.1.1:30001", "239.1.2.1:30001", "239.1.1.2:30002"])
     gw = Gateway(cfg)
-    # A second gateway on the same ports fails to start cleanly: exit 1, the reason logged.
+    # A second gateway on the same journal (and ports) fails to start cleanly: exit 1, the
+    # reason logged, and the first one's session is not touched.
     r = subprocess.run([GATEWAY, "--config", gw.cfg_path], capture_output=True, text=True,
                        timeout=10)
-    check(r.returncode == 1 and "address already in use" in r.stderr,
+    check(r.returncode == 1 and "in use by another process" in r.stderr,
           f"second gateway: exit {r.returncode}: {r.stderr}")
     rng = random.Random(4)
     pubs = {u: Publisher(u, "pw" + u[-1]) for u in ("pub1", "pub2", "pub3")}
@@ -420,8 +427,13 @@ def scenario_flow():
         hb = [mold_parse(d) for d in rx.got[g][before[g]:]]
         check(any(x[2] == 0 and x[1] == want_seq for x in hb),
               f"{g}: no heartbeat with seq {want_seq} after 1.6 s idle: {hb}")
-    f = pubs["pub1"].read_frame(2)
+    # Acknowledgements (empty sequenced data packets, one per message) come first, then the
+    # server heartbeat.
+    acks, f = 0, pubs["pub1"].read_frame(2)
+    while f is not None and f == (b"S", b""):
+        acks, f = acks + 1, pubs["pub1"].read_frame(2)
     check(f is not None and f[0] == b"H", f"no SoupBinTCP server heartbeat: {f}")
+    check(acks == len(sent["pub1"]), f"pub1: {acks} acks for {len(sent['pub1'])} messages")
 
     got_before = len(rx.got["239.1.1.1:30001"])
     m = scrape()
@@ -466,14 +478,19 @@ def scenario_flow():
     time.sleep(0.1)
     check(http_get("/healthz")[0] == 200, "/healthz after idle connections")
 
-    # SIGTERM: end of session (count 0xFFFF, seq = next) on every line, exit 0, publishers closed.
+    # The explicit end of session (SIGUSR1): end of session (count 0xFFFF, seq = next) on
+    # every line, publishers logged out; then SIGTERM drains and exits 0 sending no more.
     before = {g: len(v) for g, v in rx.got.items()}
+    gw.proc.send_signal(signal.SIGUSR1)
+    rx.poll(0.5)
     rc = gw.stop(twice=True)
     check(rc == 0, f"exit status {rc} after SIGTERM (twice)")
     rx.poll(0.3)
     for g, want_seq in (("239.1.1.1:30001", n1 + 1), ("239.1.2.1:30001", n1 + 1),
                         ("239.1.1.2:30002", n2 + 1)):
-        tail = [mold_parse(d) for d in rx.got[g][before[g]:]]
+        # The ended session's packets (the next session's heartbeats may follow them).
+        tail = [x for x in (mold_parse(d) for d in rx.got[g][before[g]:])
+                if x[0].startswith(b"SESSIONC")]
         eos = [x for x in tail if x[2] == 0xFFFF]  # a last heartbeat may precede them
         check(len(eos) == 3 and all(x[1] == want_seq for x in eos) and
               all(x[2] in (0, 0xFFFF) for x in tail) and tail[-1][2] == 0xFFFF,
@@ -526,17 +543,22 @@ def scenario_retransmit():
     got = ask("SESSIONC1", 201, 100, 50)
     check(len(got) == 50 and got[0] == (201, sent[200]) and got[-1] == (250, sent[249]),
           f"max per request: got {len(got)}")
-    check(ask("SESSIONC1", 150, 10) == [], "evicted messages served")
-    got = ask("SESSIONC1", 195, 10, 4)  # 195..200 are gone, 201..204 are not
-    check(got == [(201 + i, sent[200 + i]) for i in range(4)], f"partly evicted: {got}")
+    # Gone from the ring (1000 messages) but in the journal: served from there, byte-exact.
+    got = ask("SESSIONC1", 150, 10, 10)
+    check(got == [(150 + i, sent[149 + i]) for i in range(10)],
+          f"evicted messages not served from the journal: {got[:3]}")
+    got = ask("SESSIONC1", 195, 10, 10)  # 195..200 from the journal, 201..204 from the ring
+    check(got == [(195 + i, sent[194 + i]) for i in range(10)], f"across journal and ring: {got}")
     check(ask("OTHERSESS", 250, 10) == [], "other session answered")
     check(ask("SESSIONC1", 250, 0) == [], "zero count answered")
     check(ask("SESSIONC1", 400, 5) == [], "future sequence answered")
     got = ask("SESSIONC1", 299, 10, 2)
     check(got == [(299, sent[298]), (300, sent[299])], f"clamped to what was sent: {got}")
     m = scrape()
-    check(metric(m, "mdcast_unservable_messages_total", channel="c1") == 10 + 6, "unservable")
-    check(metric(m, "mdcast_rerequests_total", channel="c1", result="ignored") == 4, "ignored")
+    check(metric(m, "mdcast_unservable_messages_total", channel="c1") == 0, "unservable")
+    check(metric(m, "mdcast_retransmitted_from_journal_total", channel="c1") == 10 + 6,
+          "served from the journal")
+    check(metric(m, "mdcast_rerequests_total", channel="c1", result="ignored") == 3, "ignored")
 
     # Flood: 200 requests of 50 messages as fast as possible. The bucket (burst 300, then
     # 1000 msg/s) caps what comes back.
