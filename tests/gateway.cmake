@@ -17,7 +17,7 @@ endif()
 if(TARGET mdcast-gateway)
   # Runs a program with io_uring refused by a seccomp filter (the fallback test).
   add_executable(gw_noring integration/gateway/gw_noring.c)
-  foreach(scenario flow retransmit malformed framing backends fallback congestion upstream zerocopy
+  foreach(scenario restart flow retransmit malformed framing backends fallback congestion upstream zerocopy
                    qdiscfull)
     mdcast_add_sh_test(test_gw_it_${scenario}
                        SCRIPT ${CMAKE_CURRENT_SOURCE_DIR}/integration/gateway/run.sh

@@ -132,8 +132,9 @@ def _die_with_parent():
 
 
 class Gateway:
-    def __init__(self, cfg, wrapper=None):
-        self.dir = tempfile.mkdtemp(prefix="gwtest")
+    def __init__(self, cfg, wrapper=None, reuse_dir=None):
+        """reuse_dir: the directory (and journal) of an earlier gateway: a restart."""
+        self.dir = reuse_dir or tempfile.mkdtemp(prefix="gwtest")
         self.cfg_path = os.path.join(self.dir, "gateway.json")
         self.log_path = os.path.join(self.dir, "gateway.log")
         if isinstance(cfg.get("journal"), dict) and "@GWDIR@" in cfg["journal"].get("dir", ""):
@@ -1274,7 +1275,70 @@ def scenario_upstream():
         "asked for 501, 100 replayed duplicates skipped; logout at shutdown")
 
 
+def _data_by_session(datagrams):
+    """{session: [(seq, msg), ...]} of the data packets, in arrival order."""
+    out = {}
+    for d in datagrams:
+        sess, seq, count, msgs = mold_parse(d)
+        if count not in (0, 0xFFFF):
+            out.setdefault(sess, []).extend((seq + i, m) for i, m in enumerate(msgs))
+    return out
+
+
+def _restart_run(cfg, rx, group):
+    """Issue 11's reproduction: 100 messages, SIGKILL, restart, 150, SIGTERM, restart, 150."""
+    rng = random.Random(11)
+    batches = [make_msgs(f"r{k}", n, rng, maxlen=40) for k, n in enumerate((100, 150, 150))]
+    sessions = []
+    for k, msgs in enumerate(batches):
+        gw = Gateway(cfg) if k == 0 else Gateway(cfg, reuse_dir=gw.dir)
+        p = Publisher("pub1", "pw1")
+        sessions.append(p.reply[1][:10])
+        p.send(msgs)
+        total = sum(len(b) for b in batches[:k + 1])
+        rx.wait_for(lambda: sum(len(v) for v in _data_by_session(rx.got[group]).values()) >= total,
+                    10, f"{total} messages")
+        if k == 0:
+            gw.proc.kill()
+            gw.proc.wait(5)
+        else:
+            check(gw.stop() == 0, "SIGTERM exit status")
+    return batches, sessions
+
+
+def scenario_restart():
+    """Killed, restarted, stopped and restarted: with a journal one session, 400 of 400 in
+    order; without one a new session per start, each from 1, nothing swallowed."""
+    group = "239.1.1.1:30001"
+    jcfg = base_config(**{"journal": {"dir": "@GWDIR@/journal", "fsync": "batch"}})
+    rx = Receiver([group])
+    batches, sessions = _restart_run(jcfg, rx, group)
+    by = _data_by_session(rx.got[group])
+    check(list(by) == [b"SESSIONC1 "], f"journal: one session, got {list(by)}")
+    want = [(i + 1, m) for i, m in enumerate(batches[0] + batches[1] + batches[2])]
+    got = by[b"SESSIONC1 "]
+    check(got == want, f"journal: {len(got)} messages, want 400 in order (first bad: "
+          f"{next((i for i, (a, b) in enumerate(zip(got, want)) if a != b), None)})")
+    check(len(set(sessions)) == 1, f"journal: login sessions {sessions}")
+    eos = [d for d in rx.got[group] if mold_parse(d)[2] == 0xFFFF]
+    check(not eos, "journal: SIGTERM sent an end of session")
+    log("restart (journal): 400/400 in order in one session across SIGKILL and SIGTERM")
+
+    rx2 = Receiver(["239.1.2.1:30001"])
+    ncfg = base_config()
+    del ncfg["journal"]
+    batches, sessions = _restart_run(ncfg, rx2, "239.1.2.1:30001")
+    by = _data_by_session(rx2.got["239.1.2.1:30001"])
+    check(len(by) == 3, f"no journal: want 3 sessions, got {list(by)}")
+    for (sess, got), msgs in zip(by.items(), batches):
+        check(sess.startswith(b"SESS") and got == [(i + 1, m) for i, m in enumerate(msgs)],
+              f"no journal: session {sess!r}: {len(got)} messages, want {len(msgs)} from 1")
+    log(f"restart (no journal): sessions {[x.decode() for x in by]}, each from 1, all delivered")
+
+
+
 SCENARIOS = {
+    "restart": scenario_restart,
     "upstream": scenario_upstream,
     "congestion": scenario_congestion,
     "flow": scenario_flow,
