@@ -69,8 +69,9 @@ static void start_agent(void)
     agent_pid = fork();
     ASSERT(agent_pid >= 0);
     if (agent_pid == 0) {
+        /* 2048 slots: every burst below (<= 500 a line) fits without lapping a late reader. */
         execl(MDCAST_AGENT_BIN, "mdcast-agent", "--interface", "lo", "--socket", SOCK_PATH,
-              "--ring-bytes", "1M", "--metrics", METRICS, "--log-level", "warn", (char *)NULL);
+              "--ring-bytes", "4M", "--metrics", METRICS, "--log-level", "warn", (char *)NULL);
         _exit(127);
     }
     for (int i = 0; i < 300; i++) { /* up to 3 s for the socket to accept */
@@ -117,7 +118,8 @@ static mdfeed_agent_source_t *new_source(int mode, bool with_b)
                                       .group_b = with_b ? GROUP_B : NULL,
                                       .name = "test",
                                       .mode = mode,
-                                      .keepalive_ms = 200};
+                                      .keepalive_ms =
+                                          5000}; /* no timer wake-up in the idle check */
     mdfeed_agent_source_t *s;
     ASSERT_EQ(mdfeed_agent_source_new(&s, &c), 0);
     ASSERT_EQ(mdfeed_agent_source_wait_ready(s, 3000), 0);
@@ -218,8 +220,7 @@ static void test_shm_two_lines(void)
     ASSERT(fd >= 0);
     struct stat sb;
     ASSERT_EQ(fstat(fd, &sb), 0);
-    ASSERT(mmap(NULL, (size_t)sb.st_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0) ==
-           MAP_FAILED);
+    ASSERT(mmap(NULL, (size_t)sb.st_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0) == MAP_FAILED);
     ASSERT_EQ(write(fd, "x", 1), -1);
 
     /* A second consumer shares the join: one group, two consumers. */
